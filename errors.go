@@ -1,0 +1,66 @@
+package lease
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// APIError is an answer from the API server that was not a success: its
+// HTTP status code, the metav1.Status reason and message (or, for bodies
+// that are not a Status, such as priority-and-fairness 429s, the reason the
+// code implies and the start of the text), and the Retry-After it asked for.
+//
+// It implements apimachinery's APIStatus interface, so the helpers of
+// k8s.io/apimachinery/pkg/api/errors (IsNotFound, IsConflict, ...) work on it.
+type APIError struct {
+	// StatusCode is the HTTP status code.
+	StatusCode int
+	// Reason is the Status reason, e.g. "Conflict", "NotFound", "Forbidden".
+	Reason metav1.StatusReason
+	// Message is the server's message, at most a few hundred bytes.
+	Message string
+	// Kind is details.kind of the Status, e.g. "leases" or "namespaces".
+	Kind string
+	// RetryAfter is the delay the server asked for, 0 if none.
+	RetryAfter time.Duration
+	// Method and Path say which request got the answer.
+	Method, Path string
+}
+
+// Error implements error.
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.StatusCode)
+	}
+	return fmt.Sprintf("lease: %s %s: %d %s: %s", e.Method, e.Path, e.StatusCode, e.Reason, msg)
+}
+
+// Status returns the error as a metav1.Status, for apimachinery's helpers.
+func (e *APIError) Status() metav1.Status {
+	st := metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    int32(e.StatusCode),
+		Reason:  e.Reason,
+		Message: e.Message,
+	}
+	if e.Kind != "" || e.RetryAfter > 0 {
+		st.Details = &metav1.StatusDetails{Kind: e.Kind, RetryAfterSeconds: int32(e.RetryAfter / time.Second)}
+	}
+	return st
+}
+
+// isNamespaceNotFound reports a 404 about the namespace rather than the
+// Lease: only a POST reveals it.
+func (e *APIError) isNamespaceNotFound() bool {
+	return e.StatusCode == http.StatusNotFound && e.Kind == "namespaces"
+}
+
+// reasonForCode is the Status reason a bare HTTP code implies.
+func reasonForCode(code int) metav1.StatusReason {
+	return apierrors.ReasonForError(apierrors.NewGenericServerResponse(code, "", schemaLeases, "", "", 0, false))
+}

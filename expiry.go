@@ -1,0 +1,83 @@
+package lease
+
+import (
+	"time"
+
+	"github.com/kubelease/lease/internal/wire"
+)
+
+// observation is a Lease record as Acquire last saw it, and when (on our
+// monotonic clock) it was first seen in this exact state.
+type observation struct {
+	key   specKey
+	since time.Time
+}
+
+// specKey is what a holder changes when it renews. The resourceVersion is
+// left out on purpose: a label edit by someone else is not a renewal and
+// must not reset the expiry timer.
+type specKey struct {
+	uid         string
+	holder      string
+	renewTime   time.Time
+	duration    int32
+	transitions int32
+}
+
+func keyOf(obj *wire.Lease) specKey {
+	k := specKey{uid: string(obj.UID), holder: obj.Spec.Holder(), transitions: obj.Spec.Transitions()}
+	if obj.Spec.RenewTime != nil {
+		k.renewTime = obj.Spec.RenewTime.UTC()
+	}
+	if obj.Spec.LeaseDurationSeconds != nil {
+		k.duration = *obj.Spec.LeaseDurationSeconds
+	}
+	return k
+}
+
+// observe records that obj was received at st (expiry rule (a)).
+func (l *KubernetesLease) observe(obj *wire.Lease, st stamp) {
+	k := keyOf(obj)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen == nil || l.seen.key != k {
+		l.seen = &observation{key: k, since: st.mono}
+	}
+}
+
+// recordDuration is the lease duration a record claims: its own
+// leaseDurationSeconds, our TTL when missing or not positive, capped at
+// MaxLeaseDuration.
+func (l *KubernetesLease) recordDuration(obj *wire.Lease) time.Duration {
+	d := obj.Spec.LeaseDurationSeconds
+	if d == nil || *d <= 0 {
+		return l.s.TTL
+	}
+	return min(time.Duration(*d)*time.Second, MaxLeaseDuration)
+}
+
+// free reports whether obj may be taken over: it names no holder, names our
+// Owner, or has expired. A record has expired when (a) it has been seen
+// unchanged for its own duration on our monotonic clock, or (b), unless
+// MaxClockSkew is negative, renewTime + duration + MaxClockSkew is before
+// our wall clock.
+func (l *KubernetesLease) free(obj *wire.Lease) bool {
+	holder := obj.Spec.Holder()
+	if holder == "" || holder == l.s.Owner {
+		return true
+	}
+	dur := l.recordDuration(obj)
+	n := l.now()
+	l.mu.Lock()
+	seen := l.seen
+	l.mu.Unlock()
+	if seen != nil && seen.key == keyOf(obj) && n.mono.Sub(seen.since) >= dur {
+		return true
+	}
+	if l.s.MaxClockSkew >= 0 && obj.Spec.RenewTime != nil {
+		if obj.Spec.RenewTime.Add(dur + l.s.MaxClockSkew).Before(n.wall) {
+			return true
+		}
+	}
+	return false
+}

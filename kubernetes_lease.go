@@ -1,0 +1,360 @@
+package lease
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kubelease/lease/internal/wire"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/clock"
+)
+
+// NonceAnnotation is the annotation in which each KubernetesLease instance
+// writes a random value of its own, so that two live processes that were
+// (wrongly) given the same Owner are still told apart.
+const NonceAnnotation = "kubelease.io/nonce"
+
+// KubernetesLease is a Lease backed by a coordination.k8s.io/v1 Lease
+// object, spoken to over the Kubernetes REST API. See the package
+// documentation for its guarantees and their limits.
+//
+// A KubernetesLease is safe for concurrent use. Acquire and Release are
+// serialized: one waits for the other to finish. After a Release or a loss
+// the same instance may Acquire again, starting a new tenure with a new token.
+type KubernetesLease struct {
+	s     resolved
+	rest  *restClient
+	clock clock.WithTicker
+	log   *slog.Logger
+	nonce string
+	path  string
+
+	// wallOffset is added to every wall-clock reading. It is a test seam
+	// that moves this process's wall clock apart from its monotonic clock
+	// (a step, a suspend); it is always 0 outside tests.
+	wallOffset atomic.Int64
+	// event, when set (tests only, before first use), is told of steps of
+	// the lifecycle so tests can wait for them instead of sleeping.
+	event func(name string)
+
+	// opMu serializes Acquire and Release, so that tenures start and end
+	// one at a time.
+	opMu sync.Mutex
+
+	mu       sync.Mutex // guards the fields below and every *tenure's fields
+	handlers map[uint64]func(error)
+	nextID   uint64
+	ten      *tenure      // the current or the last tenure; nil before the first
+	seen     *observation // the last record Acquire saw, for expiry rule (a)
+}
+
+// tenure is one period of holding the lease, from the write that acquired
+// it to its loss or Release.
+type tenure struct {
+	token Token
+	start stamp       // stamp of the last successful write: the deadline runs from it
+	obj   *wire.Lease // the object as last written (the server's answer)
+
+	ended    bool       // CheckAlive is false for good
+	lost     *LostError // why it ended; nil for a voluntary Release
+	released bool       // Release has run for this tenure
+	lastErr  error      // the last renewal error, wrapped by a deadline loss
+
+	cancel context.CancelFunc // stops the renewal goroutine and its request
+	done   chan struct{}      // closed when the renewal goroutine has returned
+}
+
+// stamp is one instant read from the clock: mono keeps the monotonic
+// reading (when the clock has one), wall does not.
+type stamp struct {
+	mono time.Time
+	wall time.Time
+}
+
+// NewKubernetesLease validates s and returns a lease for it. No request is
+// made until Acquire. The error names every invalid field and its value.
+func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	r := s.withDefaults()
+	if s.Namespace == "" && s.Config.Namespace != "" {
+		if err := (Settings{Name: "x", Owner: "x", Config: s.Config, Namespace: s.Config.Namespace}).Validate(); err != nil {
+			return nil, fmt.Errorf("%w: Config.Namespace %q is not a DNS-1123 label", ErrInvalidSettings, s.Config.Namespace)
+		}
+	}
+	rest, err := newRESTClient(s.Config, r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSettings, err)
+	}
+	var nb [12]byte
+	_, _ = rand.Read(nb[:])
+	l := &KubernetesLease{
+		s:        r,
+		rest:     rest,
+		clock:    r.Clock,
+		nonce:    hex.EncodeToString(nb[:]),
+		path:     wire.Path(r.namespace, r.Name),
+		handlers: map[uint64]func(error){},
+	}
+	l.log = r.Logger.With("lease", r.namespace+"/"+r.Name, "owner", r.Owner)
+	return l, nil
+}
+
+// Acquire tries to take the lease; see Lease.Acquire and the package
+// documentation for the rules.
+func (l *KubernetesLease) Acquire(ctx context.Context) (bool, error) {
+	_, ok, err := l.AcquireWithToken(ctx)
+	return ok, err
+}
+
+// AcquireWithToken tries to take the lease and returns the fencing token
+// of the tenure. When the lease is already held it returns at once, without
+// I/O, with the current token.
+//
+// It reads the Lease; creates it when absent; takes it over when it names
+// no holder, names our Owner, or has expired; and returns false, nil when it
+// is held by someone else, or when AcquireRetries re-reads after 409
+// conflicts are used up. Every request is bounded by TTL minus the
+// deadline margin, and an acquiring write whose answer arrives after the
+// deadline it would start does not start a tenure: the error then wraps
+// context.DeadlineExceeded.
+func (l *KubernetesLease) AcquireWithToken(ctx context.Context) (Token, bool, error) {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	if tok, ok := l.Token(); ok {
+		return tok, true, nil
+	}
+	l.waitPrevious()
+	for attempt := 0; ; attempt++ {
+		ok, err := l.tryAcquire(ctx)
+		if err == nil {
+			if !ok {
+				return Token{}, false, nil
+			}
+			tok, _ := l.Token()
+			return tok, true, nil
+		}
+		if !isRace(err) {
+			return Token{}, false, err
+		}
+		if attempt >= l.s.AcquireRetries {
+			l.log.Debug("kubelease: acquire retries used up", "retries", attempt, "err", err)
+			return Token{}, false, nil
+		}
+	}
+}
+
+// isRace reports an answer that means "someone wrote in between": a 409,
+// or a 404 on a write (deleted between our read and our write).
+func isRace(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || isLeaseNotFound(err)
+}
+
+// isLeaseNotFound is a 404 about the Lease itself, not its namespace.
+func isLeaseNotFound(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound && !e.isNamespaceNotFound()
+}
+
+// tryAcquire is one read-decide-write round of Acquire.
+func (l *KubernetesLease) tryAcquire(ctx context.Context) (bool, error) {
+	cur, err := l.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	var body *wire.Lease
+	if cur == nil {
+		body = &wire.Lease{}
+		body.APIVersion, body.Kind = wire.APIVersion, wire.Kind
+		body.Name, body.Namespace = l.s.Name, l.s.namespace
+	} else {
+		if !l.free(cur) {
+			return false, nil
+		}
+		body = cur.DeepCopy()
+	}
+	st := l.now()
+	l.stampAcquire(body, st)
+	rctx, cancel := withTimeout(ctx, l.clock, l.s.TTL-margin(l.s.TTL))
+	defer cancel()
+	var res *result
+	if cur == nil {
+		res, err = l.rest.do(rctx, http.MethodPost, wire.Path(l.s.namespace, ""), body)
+	} else {
+		res, err = l.rest.do(rctx, http.MethodPut, l.path, body)
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := l.checkObject(res.obj); err != nil {
+		return false, err
+	}
+	if res.obj.ResourceVersion == body.ResourceVersion {
+		return false, fmt.Errorf("%w: PUT %s: answer kept resourceVersion %s: the write was not applied", ErrBadResponse, l.path, body.ResourceVersion)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.within(st) {
+		return false, fmt.Errorf("lease: acquiring %s: the answer arrived after the deadline it would start: %w", l.path, errTimeout)
+	}
+	l.startLocked(st, res.obj)
+	return true, nil
+}
+
+// get reads the Lease fresh. It returns nil, nil when there is none, and
+// records what it saw for expiry rule (a).
+func (l *KubernetesLease) get(ctx context.Context) (*wire.Lease, error) {
+	rctx, cancel := withTimeout(ctx, l.clock, l.s.TTL-margin(l.s.TTL))
+	defer cancel()
+	res, err := l.rest.do(rctx, http.MethodGet, l.path, nil)
+	if isLeaseNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := l.checkObject(res.obj); err != nil {
+		return nil, err
+	}
+	l.observe(res.obj, l.now())
+	return res.obj, nil
+}
+
+// checkObject rejects an answer that is not our Lease.
+func (l *KubernetesLease) checkObject(obj *wire.Lease) error {
+	if obj.Name != l.s.Name || (obj.Namespace != "" && obj.Namespace != l.s.namespace) {
+		return fmt.Errorf("%w: asked for Lease %s/%s, got %s/%s", ErrBadResponse, l.s.namespace, l.s.Name, obj.Namespace, obj.Name)
+	}
+	return nil
+}
+
+// startLocked begins a tenure from a successful acquiring write.
+func (l *KubernetesLease) startLocked(st stamp, obj *wire.Lease) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &tenure{
+		token:  Token{ResourceVersion: obj.ResourceVersion, Transitions: obj.Spec.Transitions()},
+		start:  st,
+		obj:    obj,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	l.ten = t
+	l.log.Info("kubelease: acquired", "transitions", t.token.Transitions, "resourceVersion", t.token.ResourceVersion)
+	go l.renewLoop(ctx, t)
+	l.emit("acquired")
+}
+
+// waitPrevious waits for the renewal goroutine of an ended tenure to return.
+func (l *KubernetesLease) waitPrevious() {
+	l.mu.Lock()
+	t := l.ten
+	l.mu.Unlock()
+	if t != nil {
+		t.cancel()
+		<-t.done
+	}
+}
+
+// CheckAlive reports whether this instance holds the lease now. It does no
+// I/O: it checks that both the monotonic and the wall-clock time elapsed
+// since the stamp of the last successful write are below TTL minus the
+// deadline margin. The first failed check ends the tenure for good (OnLost
+// handlers then run with LostDeadline), even if a renewal answer arrives
+// later or a clock steps back.
+func (l *KubernetesLease) CheckAlive() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.aliveLocked()
+}
+
+// Token returns the fencing token of the current tenure. ok is true exactly
+// when CheckAlive would return true.
+func (l *KubernetesLease) Token() (Token, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.aliveLocked() {
+		return Token{}, false
+	}
+	return l.ten.token, true
+}
+
+func (l *KubernetesLease) aliveLocked() bool {
+	t := l.ten
+	if t == nil || t.ended {
+		return false
+	}
+	if !l.within(t.start) {
+		l.endLocked(t, LostDeadline, "", t.lastErr)
+		return false
+	}
+	return true
+}
+
+// within reports whether now is before the deadline of a write stamped st,
+// on both the monotonic and the wall clock.
+func (l *KubernetesLease) within(st stamp) bool {
+	n := l.now()
+	limit := l.s.TTL - margin(l.s.TTL)
+	return n.mono.Sub(st.mono) < limit && n.wall.Sub(st.wall) < limit
+}
+
+// remaining is the monotonic time left before the deadline of st.
+func (l *KubernetesLease) remaining(st stamp) time.Duration {
+	return l.s.TTL - margin(l.s.TTL) - l.now().mono.Sub(st.mono)
+}
+
+// endLocked ends tenure t because it was lost, and runs the OnLost
+// handlers, each on its own goroutine, after CheckAlive has turned false.
+func (l *KubernetesLease) endLocked(t *tenure, reason LostReason, holder string, err error) {
+	if t.ended {
+		return
+	}
+	t.ended = true
+	t.lost = &LostError{Reason: reason, Holder: holder, Token: t.token, Err: err}
+	t.cancel()
+	l.log.Warn("kubelease: lost", "reason", string(reason), "holder", holder, "err", err)
+	for _, h := range l.handlers {
+		go h(t.lost)
+	}
+	l.emit("lost")
+}
+
+// OnLost registers handler. Handlers stay registered across tenures; for
+// each tenure that ends without a voluntary Release, each handler is
+// called once, on a goroutine of its own, with a *LostError, after
+// CheckAlive has turned false. A slow handler delays nothing. The returned
+// function unregisters the handler and may be called any number of times.
+func (l *KubernetesLease) OnLost(handler func(reason error)) (unregister func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	id := l.nextID
+	l.nextID++
+	l.handlers[id] = handler
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.handlers, id)
+	}
+}
+
+// now reads the clock once: the monotonic reading (when the clock has one)
+// and the wall reading of the same instant.
+func (l *KubernetesLease) now() stamp {
+	t := l.clock.Now()
+	return stamp{mono: t, wall: t.Round(0).Add(time.Duration(l.wallOffset.Load()))}
+}
+
+func (l *KubernetesLease) emit(name string) {
+	if l.event != nil {
+		l.event(name)
+	}
+}

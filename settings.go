@@ -1,0 +1,173 @@
+package lease
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/clock"
+)
+
+// Defaults for the zero values of Settings fields, and the caps validation
+// enforces.
+const (
+	// DefaultTTL is the lease duration used when Settings.TTL is 0.
+	DefaultTTL = 15 * time.Second
+	// DefaultAcquireRetries is the number of 409 retries one Acquire makes
+	// when Settings.AcquireRetries is 0.
+	DefaultAcquireRetries = 3
+	// DefaultMaxClockSkew is the wall-clock disagreement between processes
+	// that the expiry fast path tolerates when Settings.MaxClockSkew is 0.
+	DefaultMaxClockSkew = time.Second
+	// MinTTL is the shortest lease duration accepted.
+	MinTTL = time.Second
+	// MaxLeaseDuration caps Settings.TTL, and caps the leaseDurationSeconds
+	// read from a Lease written by someone else when judging expiry.
+	MaxLeaseDuration = time.Hour
+	// MaxRenewAttemptTimeout caps the timeout of one renewal request.
+	MaxRenewAttemptTimeout = 10 * time.Second
+)
+
+// Settings configure a KubernetesLease. The zero value of every optional
+// field means its documented default. A Settings value is copied by
+// NewKubernetesLease; changing it afterwards has no effect.
+type Settings struct {
+	// Name of the Lease object. Required; a DNS-1123 subdomain.
+	Name string
+	// Namespace of the Lease. Empty: Config.Namespace, else "default".
+	Namespace string
+	// Owner is written as holderIdentity. Required, and it must be unique
+	// per live process: use the pod name plus a random suffix per start.
+	Owner string
+
+	// TTL is the lease duration. 0 means DefaultTTL; otherwise at least MinTTL
+	// and at most MaxLeaseDuration. It goes on the wire as
+	// leaseDurationSeconds, rounded up to whole seconds.
+	TTL time.Duration
+	// RenewalInterval is the time between renewals. 0 means TTL/3; otherwise
+	// positive and below TTL. Each wait is shortened by up to 10 % jitter.
+	RenewalInterval time.Duration
+
+	// AcquireRetries is how many times one Acquire re-reads and retries after
+	// a 409 before it gives up and returns false, nil. 0 means
+	// DefaultAcquireRetries; negative is invalid.
+	AcquireRetries int
+
+	// MaxClockSkew is how far wall clocks of contending processes may
+	// disagree for the expiry fast path: a record whose renewTime +
+	// leaseDurationSeconds + MaxClockSkew is before our wall clock is
+	// expired. 0 means DefaultMaxClockSkew; negative turns the fast path
+	// off, so that expiry is judged only by observing the record unchanged
+	// for its duration on our monotonic clock (safe under any clock offset).
+	MaxClockSkew time.Duration
+
+	// Config says where and how to reach the API server. Required: call
+	// DefaultConfig explicitly to use the usual discovery.
+	Config *Config
+
+	// Clock is the source of time for stamps, timers and request timeouts.
+	// nil means the real clock. Tests pass k8s.io/utils/clock/testing's
+	// FakeClock.
+	Clock clock.WithTicker
+
+	// Logger receives structured events. nil discards them. Tokens and
+	// credentials are never logged.
+	Logger *slog.Logger
+}
+
+// Validate reports every invalid field of s, naming the field and its value.
+// The error matches ErrInvalidSettings.
+func (s Settings) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf(format, args...))
+	}
+	if s.Name == "" {
+		bad("Name is empty")
+	} else if msgs := validation.IsDNS1123Subdomain(s.Name); len(msgs) > 0 {
+		bad("Name %q is not a DNS-1123 subdomain: %s", s.Name, msgs[0])
+	}
+	if s.Namespace != "" {
+		if msgs := validation.IsDNS1123Label(s.Namespace); len(msgs) > 0 {
+			bad("Namespace %q is not a DNS-1123 label: %s", s.Namespace, msgs[0])
+		}
+	}
+	if s.Owner == "" {
+		bad("Owner is empty")
+	}
+	ttl := s.TTL
+	switch {
+	case ttl == 0:
+		ttl = DefaultTTL
+	case ttl < MinTTL:
+		bad("TTL %v is below the minimum %v", s.TTL, MinTTL)
+	case ttl > MaxLeaseDuration:
+		bad("TTL %v is above MaxLeaseDuration %v", s.TTL, MaxLeaseDuration)
+	}
+	switch {
+	case s.RenewalInterval < 0:
+		bad("RenewalInterval %v is negative", s.RenewalInterval)
+	case s.RenewalInterval != 0 && s.RenewalInterval >= ttl:
+		bad("RenewalInterval %v is not below TTL %v", s.RenewalInterval, ttl)
+	}
+	if s.AcquireRetries < 0 {
+		bad("AcquireRetries %d is negative", s.AcquireRetries)
+	}
+	if s.Config == nil {
+		bad("Config is nil (call DefaultConfig to discover one)")
+	} else if s.Config.Host == "" && s.Config.HTTPClient == nil {
+		bad("Config.Host is empty")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidSettings, errors.Join(errs...))
+}
+
+// resolved is Settings with every default filled in.
+type resolved struct {
+	Settings
+	namespace string
+}
+
+// withDefaults returns s with defaults applied. s must be valid.
+func (s Settings) withDefaults() resolved {
+	if s.TTL == 0 {
+		s.TTL = DefaultTTL
+	}
+	if s.RenewalInterval == 0 {
+		s.RenewalInterval = s.TTL / 3
+	}
+	if s.AcquireRetries == 0 {
+		s.AcquireRetries = DefaultAcquireRetries
+	}
+	if s.MaxClockSkew == 0 {
+		s.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if s.Clock == nil {
+		s.Clock = clock.RealClock{}
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	ns := s.Namespace
+	if ns == "" {
+		ns = s.Config.Namespace
+	}
+	if ns == "" {
+		ns = "default"
+	}
+	return resolved{Settings: s, namespace: ns}
+}
+
+// margin is how much earlier than TTL after its stamp a holder stops
+// believing it holds the lease: 2 % of TTL. It absorbs clock rate
+// differences between the holder and its contenders.
+func margin(ttl time.Duration) time.Duration { return ttl / 50 }
+
+// wireSeconds is TTL rounded up to whole seconds, as leaseDurationSeconds.
+func wireSeconds(ttl time.Duration) int32 {
+	return int32((ttl + time.Second - 1) / time.Second)
+}
