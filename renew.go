@@ -26,8 +26,7 @@ func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 	defer close(t.done)
 	for {
 		wait := l.s.RenewalInterval - time.Duration(rand.Int64N(int64(l.s.RenewalInterval)/10+1))
-		l.emit("renew-wait")
-		if !l.sleep(ctx, t, wait) {
+		if !l.sleep(ctx, t, wait, "renew-wait") {
 			return
 		}
 		if !l.renew(ctx, t) {
@@ -37,13 +36,15 @@ func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 }
 
 // sleep waits d on the injected clock, cut short by the tenure's deadline.
-// It reports whether the tenure is still alive afterwards.
-func (l *KubernetesLease) sleep(ctx context.Context, t *tenure, d time.Duration) bool {
+// It reports whether the tenure is still alive afterwards. event names the
+// wait for tests, once its timer is set.
+func (l *KubernetesLease) sleep(ctx context.Context, t *tenure, d time.Duration, event string) bool {
 	l.mu.Lock()
 	left := l.remaining(t.start)
 	l.mu.Unlock()
 	timer := l.clock.NewTimer(max(min(d, left), 0))
 	defer timer.Stop()
+	l.emit(event)
 	select {
 	case <-ctx.Done():
 		return false
@@ -179,8 +180,7 @@ func (l *KubernetesLease) backoff(ctx context.Context, t *tenure, b backoff.Back
 	t.lastErr = err
 	l.mu.Unlock()
 	l.log.Debug("kubelease: renewal attempt failed", "err", err, "retryIn", wait)
-	l.emit("renew-retry-wait")
-	return l.sleep(ctx, t, wait)
+	return l.sleep(ctx, t, wait, "renew-retry-wait "+wait.String())
 }
 
 // passiveClock adapts the lease's clock to backoff.Clock.

@@ -1,0 +1,160 @@
+package lease_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kubelease/lease"
+	"github.com/kubelease/lease/leasetest"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// epoch is where every fake clock starts.
+var epoch = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+// waitFor bounds every wait on a channel in these tests; reaching it is a
+// failure, not a timing assumption.
+const waitFor = 10 * time.Second
+
+// env is one fake API server and helpers to make leases against it.
+type env struct {
+	t   *testing.T
+	srv *leasetest.Server
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := leasetest.NewServer()
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv}
+}
+
+// contender is a KubernetesLease with its own fake clock and an event log.
+type contender struct {
+	*lease.KubernetesLease
+	clk    *clocktesting.FakeClock
+	events *events
+	lost   *lostLog
+}
+
+// newLease makes a lease named "job" for owner, with its own fake clock.
+func (e *env) newLease(owner string, mods ...func(*lease.Settings)) *contender {
+	e.t.Helper()
+	clk := clocktesting.NewFakeClock(epoch)
+	s := lease.Settings{Name: "job", Owner: owner, Config: e.srv.Config(), Clock: clk, TTL: 15 * time.Second}
+	for _, m := range mods {
+		m(&s)
+	}
+	l, err := lease.NewKubernetesLease(s)
+	require.NoError(e.t, err)
+	ev := &events{ch: make(chan string, 4096)}
+	lease.SetEventHook(l, ev.add)
+	c := &contender{KubernetesLease: l, clk: clk, events: ev, lost: &lostLog{}}
+	l.OnLost(c.lost.add)
+	e.t.Cleanup(func() {
+		// Stop the renewal goroutine whatever the test left behind.
+		_ = l.Release(context.Background())
+	})
+	return c
+}
+
+func (e *env) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	e.t.Cleanup(cancel)
+	return ctx
+}
+
+// events records lifecycle steps reported by the lease.
+type events struct{ ch chan string }
+
+func (ev *events) add(name string) {
+	select {
+	case ev.ch <- name:
+	default:
+		panic("event log full")
+	}
+}
+
+// wait returns the next event whose name starts with prefix, skipping others.
+func (ev *events) wait(t *testing.T, prefix string) string {
+	t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case name := <-ev.ch:
+			if strings.HasPrefix(name, prefix) {
+				return name
+			}
+		case <-deadline:
+			t.Fatalf("no %q event within %v", prefix, waitFor)
+		}
+	}
+}
+
+// lostLog records OnLost calls.
+type lostLog struct {
+	mu   sync.Mutex // guards errs
+	errs []error
+	ch   chan error
+	once sync.Once
+}
+
+func (ll *lostLog) init() { ll.once.Do(func() { ll.ch = make(chan error, 64) }) }
+
+func (ll *lostLog) add(err error) {
+	ll.init()
+	ll.mu.Lock()
+	ll.errs = append(ll.errs, err)
+	ll.mu.Unlock()
+	ll.ch <- err
+}
+
+// wait returns the next OnLost reason as a *LostError.
+func (ll *lostLog) wait(t *testing.T) *lease.LostError {
+	t.Helper()
+	ll.init()
+	select {
+	case err := <-ll.ch:
+		var le *lease.LostError
+		require.ErrorAs(t, err, &le)
+		require.ErrorIs(t, err, lease.ErrLost)
+		return le
+	case <-time.After(waitFor):
+		t.Fatalf("OnLost not called within %v", waitFor)
+		return nil
+	}
+}
+
+func (ll *lostLog) count() int {
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	return len(ll.errs)
+}
+
+// acquire acquires and requires success.
+func (c *contender) acquire(t *testing.T) lease.Token {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	tok, ok, err := c.AcquireWithToken(ctx)
+	require.NoError(t, err)
+	require.True(t, ok, "acquire: got false, want true")
+	return tok
+}
+
+// renewOnce steps c's clock to its next renewal and waits for it to succeed.
+func (c *contender) renewOnce(t *testing.T) {
+	t.Helper()
+	c.events.wait(t, "renew-wait")
+	c.clk.Step(5 * time.Second)
+	c.events.wait(t, "renewed")
+}

@@ -1,0 +1,156 @@
+// Package leasetest provides test doubles for kubelease.
+//
+// Server is an in-process fake of the coordination.k8s.io/v1 Lease REST
+// endpoints of a kube-apiserver, served by net/http/httptest. It follows the
+// wire rules of a real server (a global resourceVersion, fresh uids,
+// preconditions, no-op updates, MicroTime checks, unknown-field warnings and
+// metav1.Status error bodies) and can inject faults, count requests and let a
+// test wait for requests without sleeping.
+//
+// Known differences from a real kube-apiserver: only JSON is spoken (other
+// content types get 415), PATCH, deletecollection, dryRun and pagination are
+// not supported, watch is not implemented yet, managedFields are never set,
+// and the namespaces that exist are a fixed set (see AddNamespace).
+package leasetest
+
+import (
+	"encoding/pem"
+	"net/http/httptest"
+	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubelease/lease"
+	"github.com/kubelease/lease/internal/wire"
+)
+
+// firstResourceVersion is the global resourceVersion of a new Server; the
+// first write gets the next one.
+const firstResourceVersion = 100
+
+// Server is a fake kube-apiserver that serves Leases over HTTP. Its methods
+// are safe for concurrent use.
+type Server struct {
+	// URL is the base URL of the server, like "http://127.0.0.1:34567",
+	// without a trailing slash. It is set once the server has started.
+	URL string
+
+	ts *httptest.Server
+
+	// closing is closed by Close; it releases every blocked request.
+	closing chan struct{}
+
+	// mu guards every field below: the store, the namespaces, the faults,
+	// the counters and the request log. It is held only for short, non-blocking
+	// sections: never while a request waits or while anything is written to
+	// the network.
+	mu         sync.Mutex
+	closed     bool
+	token      string
+	namespaces map[string]bool
+	leases     map[objKey]*wire.Lease
+	rv         uint64
+	changes    []change
+	changed    chan struct{}
+
+	faults []*faultState
+	unhang chan struct{}
+	paused chan struct{}
+
+	seq      int
+	received int
+	counts   map[string]int
+	log      []Request
+	notify   chan struct{}
+}
+
+// NewServer starts and returns a new Server on plain HTTP on 127.0.0.1. The
+// caller should call Close when finished, to shut it down.
+func NewServer() *Server {
+	s := NewUnstartedServer()
+	s.Start()
+	return s
+}
+
+// NewUnstartedServer returns a new Server that is not started yet. Call
+// Start or StartTLS before using it, and Close when finished.
+func NewUnstartedServer() *Server {
+	s := &Server{
+		closing:    make(chan struct{}),
+		namespaces: map[string]bool{},
+		leases:     map[objKey]*wire.Lease{},
+		rv:         firstResourceVersion,
+		changed:    make(chan struct{}),
+		unhang:     make(chan struct{}),
+		counts:     map[string]int{},
+		notify:     make(chan struct{}),
+	}
+	for _, ns := range []string{
+		metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, "kube-node-lease",
+	} {
+		s.namespaces[ns] = true
+	}
+	s.ts = httptest.NewUnstartedServer(s)
+	return s
+}
+
+// Start starts a server from NewUnstartedServer on plain HTTP/1.1.
+func (s *Server) Start() {
+	s.ts.Start()
+	s.URL = s.ts.URL
+}
+
+// StartTLS starts a server from NewUnstartedServer on HTTPS with HTTP/2
+// enabled, as a real API server is. Config then carries the server's CA.
+func (s *Server) StartTLS() {
+	s.ts.EnableHTTP2 = true
+	s.ts.StartTLS()
+	s.URL = s.ts.URL
+}
+
+// Close releases every request held by a fault or by Pause, then shuts the
+// server down and blocks until all outstanding requests have completed.
+// Close may be called more than once.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.closing)
+	}
+	s.mu.Unlock()
+	s.ts.Close()
+}
+
+// Config returns a lease.Config for this server: Host is the server's URL,
+// Namespace is empty, BearerToken is the token set by RequireToken, and for a
+// server started with StartTLS, CAData holds its certificate.
+func (s *Server) Config() *lease.Config {
+	s.mu.Lock()
+	tok := s.token
+	s.mu.Unlock()
+	c := &lease.Config{Host: s.URL, BearerToken: tok}
+	if s.ts.TLS != nil {
+		if cert := s.ts.Certificate(); cert != nil {
+			c.CAData = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+		}
+	}
+	return c
+}
+
+// RequireToken makes the server answer 401 Unauthorized to every request
+// that does not carry "Authorization: Bearer tok". An empty tok turns the
+// check off again.
+func (s *Server) RequireToken(tok string) {
+	s.mu.Lock()
+	s.token = tok
+	s.mu.Unlock()
+}
+
+// AddNamespace makes namespace ns exist. The namespaces default,
+// kube-system, kube-public and kube-node-lease always exist; creating a Lease
+// in any other namespace fails with 404 NotFound for the namespace.
+func (s *Server) AddNamespace(ns string) {
+	s.mu.Lock()
+	s.namespaces[ns] = true
+	s.mu.Unlock()
+}
