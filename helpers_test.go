@@ -158,3 +158,38 @@ func (c *contender) renewOnce(t *testing.T) {
 	c.clk.Step(5 * time.Second)
 	c.events.wait(t, "renewed")
 }
+
+// waitArmed drains the events seen so far and returns once the renewal
+// timer of the latest tenure is set, so that stepping the clock renews it.
+func (ev *events) waitArmed(t *testing.T) {
+	t.Helper()
+	armed := false
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case name := <-ev.ch:
+			switch {
+			case name == "acquired":
+				armed = false
+			case strings.HasPrefix(name, "renew-wait"):
+				armed = true
+			}
+			continue
+		default:
+		}
+		if armed {
+			return
+		}
+		select {
+		case name := <-ev.ch:
+			switch {
+			case name == "acquired":
+				armed = false
+			case strings.HasPrefix(name, "renew-wait"):
+				armed = true
+			}
+		case <-deadline:
+			t.Fatalf("renewal timer not set within %v", waitFor)
+		}
+	}
+}
