@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,11 +64,12 @@ type event struct {
 
 // replica is one process contending for the lease.
 type replica struct {
-	name string
-	l    *lease.KubernetesLease
-	net  *partition
-	stop context.CancelFunc // stops contending; does not release
-	done chan struct{}      // closed when the contend loop has returned
+	name  string
+	owner string
+	l     *lease.KubernetesLease
+	net   *partition
+	stop  context.CancelFunc // stops contending; does not release
+	done  chan struct{}      // closed when the contend loop has returned
 }
 
 // partition is an http.RoundTripper that can be switched to fail every
@@ -104,16 +104,17 @@ func newReplica(name string, base *lease.Config, events chan<- event) (*replica,
 	cfg := *base
 	p := &partition{base: http.DefaultTransport.(*http.Transport).Clone()}
 	cfg.HTTPClient = &http.Client{Transport: p}
+	owner := name + "-" + randomSuffix() // unique per process start
 	l, err := lease.NewKubernetesLease(lease.Settings{
-		Name:  leaseName,
-		Owner: name + "-" + randomSuffix(), // unique per process start
-		TTL:   ttl,
+		Name:   leaseName,
+		Owner:  owner,
+		TTL:    ttl,
 		Config: &cfg,
 	})
 	if err != nil {
 		return nil, err
 	}
-	r := &replica{name: name, l: l, net: p, done: make(chan struct{})}
+	r := &replica{name: name, owner: owner, l: l, net: p, done: make(chan struct{})}
 	l.OnLost(func(reason error) {
 		var lost *lease.LostError
 		errors.As(reason, &lost)
@@ -172,7 +173,7 @@ func report(e event) {
 		say("%s lost the lease: reason %q (%v)", e.r.name, e.lost.Reason, e.lost)
 		return
 	}
-	say("%s acquired the lease, token %s", e.r.name, e.token)
+	say("%s acquired the lease as %s, token %s", e.r.name, e.r.owner, e.token)
 }
 
 func acquired(e event) bool { return e.lost == nil }
@@ -243,14 +244,8 @@ func main() {
 			fail("%s: release: %v", r.name, err)
 		}
 	}
-	for {
-		select {
-		case e := <-events:
-			report(e)
-			continue
-		default:
-		}
-		break
+	for len(events) > 0 {
+		report(<-events)
 	}
 	say("all replicas stopped and released; done")
 }
