@@ -66,8 +66,11 @@ func (l *KubernetesLease) free(obj *wire.Lease) bool {
 	if holder == "" || holder == l.s.Owner {
 		return true
 	}
-	dur := l.recordDuration(obj)
 	n := l.now()
+	if l.flaws.originalExpiry {
+		return obj.Spec.RenewTime != nil && obj.Spec.RenewTime.Add(l.s.TTL).Before(n.wall)
+	}
+	dur := l.recordDuration(obj)
 	l.mu.Lock()
 	seen := l.seen
 	l.mu.Unlock()

@@ -1,6 +1,9 @@
 package lease
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Test seams for the external test package (lease_test), which can import
 // leasetest without an import cycle.
@@ -18,3 +21,23 @@ func NonceOf(l *KubernetesLease) string { return l.nonce }
 
 // Margin is the deadline margin for ttl.
 func Margin(ttl time.Duration) time.Duration { return margin(ttl) }
+
+// SetArmHook makes l report when its renewal goroutine sets a timer (wake
+// is when it fires) and when it exits (wake is zero). Call before first use.
+func SetArmHook(l *KubernetesLease, f func(wake time.Time)) { l.armed = f }
+
+// BreakDeadline makes l ignore its deadline: CheckAlive stays true until a
+// renewal finds the lease lost. Only for showing that the checker can fail.
+func BreakDeadline(l *KubernetesLease) { l.flaws.noDeadline = true }
+
+// UseOriginalExpiry makes l judge expiry like the TypeScript original:
+// remote renewTime + our TTL before our wall clock, nothing else. Only for
+// showing that the checker can fail.
+func UseOriginalExpiry(l *KubernetesLease) { l.flaws.originalExpiry = true }
+
+// RequestDeadline returns when, on the lease's clock, a request context made
+// by the library times out.
+func RequestDeadline(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(deadlineKey{}).(time.Time)
+	return t, ok
+}

@@ -44,6 +44,14 @@ type KubernetesLease struct {
 	// event, when set (tests only, before first use), is told of steps of
 	// the lifecycle so tests can wait for them instead of sleeping.
 	event func(name string)
+	// armed, when set (tests only, before first use), is told when the
+	// renewal goroutine sets its timer (wake: when it fires, on l.clock) and
+	// when it exits (wake: zero), so a simulation knows when it is idle.
+	armed func(wake time.Time)
+	// flaws deliberately break the rules, so that tests can show the
+	// fault-schedule checker finds the violations that follow. Always zero
+	// outside those tests.
+	flaws flaws
 
 	// opMu serializes Acquire and Release, so that tenures start and end
 	// one at a time.
@@ -70,6 +78,12 @@ type tenure struct {
 
 	cancel context.CancelFunc // stops the renewal goroutine and its request
 	done   chan struct{}      // closed when the renewal goroutine has returned
+}
+
+// flaws are deliberate bugs for checker tests.
+type flaws struct {
+	noDeadline     bool // CheckAlive ignores the deadline
+	originalExpiry bool // expiry is renewTime + our TTL < our wall clock only
 }
 
 // stamp is one instant read from the clock: mono keeps the monotonic
@@ -302,6 +316,9 @@ func (l *KubernetesLease) aliveLocked() bool {
 // within reports whether now is before the deadline of a write stamped st,
 // on both the monotonic and the wall clock.
 func (l *KubernetesLease) within(st stamp) bool {
+	if l.flaws.noDeadline {
+		return true
+	}
 	n := l.now()
 	limit := l.s.TTL - margin(l.s.TTL)
 	return n.mono.Sub(st.mono) < limit && n.wall.Sub(st.wall) < limit
@@ -309,6 +326,9 @@ func (l *KubernetesLease) within(st stamp) bool {
 
 // remaining is the monotonic time left before the deadline of st.
 func (l *KubernetesLease) remaining(st stamp) time.Duration {
+	if l.flaws.noDeadline {
+		return l.s.TTL
+	}
 	return l.s.TTL - margin(l.s.TTL) - l.now().mono.Sub(st.mono)
 }
 

@@ -24,6 +24,9 @@ const (
 // jitter) until the tenure ends or ctx is cancelled by Release.
 func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 	defer close(t.done)
+	if l.armed != nil {
+		defer l.armed(time.Time{})
+	}
 	for {
 		wait := l.s.RenewalInterval - time.Duration(rand.Int64N(int64(l.s.RenewalInterval)/10+1))
 		if !l.sleep(ctx, t, wait, "renew-wait") {
@@ -42,8 +45,12 @@ func (l *KubernetesLease) sleep(ctx context.Context, t *tenure, d time.Duration,
 	l.mu.Lock()
 	left := l.remaining(t.start)
 	l.mu.Unlock()
-	timer := l.clock.NewTimer(max(min(d, left), 0))
+	d = max(min(d, left), 0)
+	timer := l.clock.NewTimer(d)
 	defer timer.Stop()
+	if l.armed != nil {
+		l.armed(l.clock.Now().Add(d))
+	}
 	l.emit(event)
 	select {
 	case <-ctx.Done():

@@ -245,7 +245,7 @@ func stripURL(err error) error {
 // withTimeout returns a context that is cancelled after d on clk (so a fake
 // clock drives it), with a cause wrapping context.DeadlineExceeded.
 func withTimeout(parent context.Context, clk clock.Clock, d time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(parent)
+	ctx, cancel := context.WithCancelCause(context.WithValue(parent, deadlineKey{}, clk.Now().Add(d)))
 	if d <= 0 {
 		cancel(errTimeout)
 		return ctx, func() {}
@@ -266,6 +266,11 @@ func withTimeout(parent context.Context, clk clock.Clock, d time.Duration) (cont
 		<-done
 	}
 }
+
+// deadlineKey is the context key under which withTimeout records when, on
+// the injected clock, the context will time out (for tests that drive a
+// fake clock and need to know which timers are due).
+type deadlineKey struct{}
 
 // errTimeout is the cause of a request or operation that ran out of time.
 var errTimeout = fmt.Errorf("lease: timed out: %w", context.DeadlineExceeded)
