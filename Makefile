@@ -1,7 +1,7 @@
 # kubelease developer tasks. `make test` is what CI runs (see .ci/run).
 GO ?= go
 
-.PHONY: test vet fmt cover demo ci
+.PHONY: test vet fmt cover demo ci chaos fuzz
 
 test:
 	$(GO) test -race -count=1 ./...
@@ -22,3 +22,16 @@ demo:
 
 ci:
 	bash .ci/run
+
+# The long fault-schedule campaign: 2,000 seeded schedules (DESIGN §4's
+# safety promise checked by machine). A failing seed re-runs alone with
+# go test -run TestChaos -chaos.seed=<seed> -v .
+chaos:
+	$(GO) test -race -count=1 -run 'TestChaos$$' -chaos.n=2000 -timeout 60m -v . | grep -E '^(---|ok|FAIL|PASS)|chaos:'
+
+# Each fuzz target for FUZZTIME (default 60s), one after the other.
+FUZZTIME ?= 60s
+fuzz:
+	for f in $$($(GO) test -list '^Fuzz' . | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) . || exit 1; \
+	done
