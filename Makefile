@@ -27,7 +27,8 @@ ci:
 # safety promise checked by machine). A failing seed re-runs alone with
 # go test -run TestChaos -chaos.seed=<seed> -v .
 chaos:
-	$(GO) test -race -count=1 -run 'TestChaos$$' -chaos.n=2000 -timeout 60m -v . | grep -E '^(---|ok|FAIL|PASS)|chaos:'
+	$(GO) test -race -count=1 -run 'TestChaos$$' -chaos.n=2000 -timeout 60m -v . > chaos.out 2>&1; \
+	status=$$?; grep -E '^(---|ok|FAIL|PASS)|chaos:|seed [0-9]+:' chaos.out; exit $$status
 
 # Each fuzz target for FUZZTIME (default 60s), one after the other.
 FUZZTIME ?= 60s
