@@ -3,6 +3,7 @@ package lease
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,7 +61,15 @@ func (e *APIError) isNamespaceNotFound() bool {
 	return e.StatusCode == http.StatusNotFound && e.Kind == "namespaces"
 }
 
-// reasonForCode is the Status reason a bare HTTP code implies.
+// reasonForCode is the Status reason a bare HTTP code implies: the one
+// apimachinery gives it, else the code's status text without spaces (e.g.
+// "RequestEntityTooLarge"), else "Unknown".
 func reasonForCode(code int) metav1.StatusReason {
-	return apierrors.ReasonForError(apierrors.NewGenericServerResponse(code, "", schemaLeases, "", "", 0, false))
+	if r := apierrors.ReasonForError(apierrors.NewGenericServerResponse(code, "", schemaLeases, "", "", 0, false)); r != "" {
+		return r
+	}
+	if text := http.StatusText(code); text != "" {
+		return metav1.StatusReason(strings.ReplaceAll(strings.ReplaceAll(text, " ", ""), "-", ""))
+	}
+	return "Unknown"
 }

@@ -186,7 +186,7 @@ func decodeError(method, path string, resp *http.Response, data []byte) error {
 	e.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	var st metav1.Status
 	if json.Unmarshal(data, &st) == nil && st.Kind == "Status" {
-		e.Reason, e.Message = st.Reason, st.Message
+		e.Reason, e.Message = st.Reason, snippet([]byte(st.Message))
 		if st.Details != nil {
 			e.Kind = st.Details.Kind
 			if e.RetryAfter == 0 && st.Details.RetryAfterSeconds > 0 {
