@@ -2,9 +2,11 @@ package lease_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -114,6 +116,8 @@ func TestAcquireTakeover(t *testing.T) {
 		{name: "own owner: restarted process", holder: "pod-b", renew: epoch, dur: 15, wantOK: true, wantTrans: 7},
 		{name: "live other holder", holder: "pod-a", renew: epoch, dur: 15, wantOK: false},
 		{name: "fast path: expired by wall clock", holder: "pod-a", renew: epoch.Add(-16*time.Second - time.Microsecond), dur: 15, wantOK: true, wantTrans: 8},
+		{name: "fast path uses the record's duration, not our TTL", holder: "pod-a", renew: epoch.Add(-20 * time.Second), dur: 60, wantOK: false},
+		{name: "fast path: record's duration passed", holder: "pod-a", renew: epoch.Add(-61*time.Second - time.Microsecond), dur: 60, wantOK: true, wantTrans: 8},
 		{name: "fast path: skew not yet passed", holder: "pod-a", renew: epoch.Add(-16 * time.Second), dur: 15, wantOK: false},
 		{name: "fast path off: old renewTime is not enough", holder: "pod-a", renew: epoch.Add(-time.Hour), dur: 15, skew: -1, wantOK: false},
 		{name: "fast path off: observed unchanged for duration", holder: "pod-a", renew: epoch.Add(-time.Hour), dur: 15, skew: -1,
@@ -367,4 +371,101 @@ func TestAcquireContextCancelled(t *testing.T) {
 	ok, err := b.Acquire(ctx)
 	assert.False(t, ok)
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func TestAcquireNotAKubernetesServer(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler http.Handler
+	}{
+		{"plain-text 404 everywhere", http.NotFoundHandler()},
+		{"404 Status without details", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(404)
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`))
+		})},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.handler)
+			defer srv.Close()
+			l, err := lease.NewKubernetesLease(lease.Settings{Name: "job", Owner: "a", Config: &lease.Config{Host: srv.URL}})
+			require.NoError(t, err)
+			ok, err := l.Acquire(context.Background())
+			assert.False(t, ok)
+			var apiErr *lease.APIError
+			require.ErrorAs(t, err, &apiErr, "a wrong Host must be an error, not false")
+			assert.Equal(t, 404, apiErr.StatusCode)
+		})
+	}
+}
+
+func TestAcquirePost404IsAnError(t *testing.T) {
+	e := newEnv(t)
+	e.srv.InjectFault(leasetest.Fault{Verb: "create", Status: http.StatusNotFound})
+	b := e.newLease("pod-b")
+	ok, err := b.Acquire(e.ctx())
+	assert.False(t, ok)
+	var apiErr *lease.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.MethodPost, apiErr.Method)
+	assert.Equal(t, 1, e.srv.Count("create"), "not retried as a race")
+}
+
+func TestAcquireLateAnswerStartsNoTenure(t *testing.T) {
+	e := newEnv(t)
+	gate := make(chan struct{})
+	e.srv.InjectFault(leasetest.Fault{Verb: "create", Gate: gate})
+	b := e.newLease("pod-b")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Acquire(context.Background())
+		errc <- err
+	}()
+	require.NoError(t, e.srv.AwaitReceived(e.ctx(), 2))
+	// A suspend while the POST is held: the answer comes after the deadline
+	// the write would start (the attempt timeout, on the monotonic clock,
+	// has not fired).
+	lease.StepWall(b.KubernetesLease, time.Minute)
+	close(gate)
+	err := <-errc
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.False(t, b.CheckAlive())
+	_, held := b.Token()
+	assert.False(t, held)
+	assert.Equal(t, "pod-b", e.record().Spec.Holder(), "the write was applied")
+	// Release cleans up the record naming us, so peers need not wait.
+	require.NoError(t, b.Release(e.ctx()))
+	_, ok := e.srv.Get("default", "job")
+	assert.False(t, ok, "the orphaned record is deleted")
+	assert.Equal(t, 0, b.lost.count(), "no tenure, no OnLost")
+}
+
+func TestAcquireNoOpAnswerIsBad(t *testing.T) {
+	e := newEnv(t)
+	rec := e.putRecord("", epoch, 15, 0)
+	raw, err := json.Marshal(rec)
+	require.NoError(t, err)
+	e.srv.InjectFault(leasetest.Fault{Verb: "update", Status: 200, Body: raw})
+	b := e.newLease("pod-b")
+	ok, err := b.Acquire(e.ctx())
+	assert.False(t, ok)
+	assert.ErrorIs(t, err, lease.ErrBadResponse)
+	assert.False(t, b.CheckAlive())
+}
+
+func TestReleaseCancelsAcquireInFlight(t *testing.T) {
+	e := newEnv(t)
+	e.srv.InjectFault(leasetest.Fault{Verb: "get", Hang: true})
+	b := e.newLease("pod-b")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Acquire(context.Background())
+		errc <- err
+	}()
+	require.NoError(t, e.srv.AwaitReceived(e.ctx(), 1))
+	require.NoError(t, b.Release(e.ctx()), "Release does not wait behind the hung Acquire")
+	assert.ErrorIs(t, <-errc, context.Canceled)
+	assert.False(t, b.CheckAlive())
 }

@@ -298,7 +298,7 @@ func FuzzDecodeError(f *testing.F) {
 		if retryAfter != "" {
 			resp.Header.Set("Retry-After", retryAfter)
 		}
-		err := decodeError(method, path, resp, body)
+		err := decodeError(method, path, resp, body, time.Now())
 		e, ok := err.(*APIError)
 		if !ok || e == nil {
 			t.Fatalf("decodeError returned %T %v, want a non-nil *APIError", err, err)

@@ -53,15 +53,23 @@ type KubernetesLease struct {
 	// outside those tests.
 	flaws flaws
 
-	// opMu serializes Acquire and Release, so that tenures start and end
-	// one at a time.
-	opMu sync.Mutex
+	// op is a one-slot lock that serializes Acquire and Release, so that
+	// tenures start and end one at a time. Unlike a mutex, waiting for it
+	// gives up when the caller's context ends.
+	op chan struct{}
 
 	mu       sync.Mutex // guards the fields below and every *tenure's fields
 	handlers map[uint64]func(error)
 	nextID   uint64
 	ten      *tenure      // the current or the last tenure; nil before the first
 	seen     *observation // the last record Acquire saw, for expiry rule (a)
+	// cancelAcquire cancels the Acquire in flight, if any, so that Release
+	// does not wait behind it.
+	cancelAcquire context.CancelFunc
+	// unsure is set when an acquiring write may have been applied without
+	// starting a tenure (its answer was lost or came too late): the record
+	// may name us, and Release then deletes it if it does.
+	unsure bool
 }
 
 // tenure is one period of holding the lease, from the write that acquired
@@ -118,6 +126,7 @@ func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 		nonce:    hex.EncodeToString(nb[:]),
 		path:     wire.Path(r.namespace, r.Name),
 		handlers: map[uint64]func(error){},
+		op:       make(chan struct{}, 1),
 	}
 	l.log = r.Logger.With("lease", r.namespace+"/"+r.Name, "owner", r.Owner)
 	return l, nil
@@ -140,22 +149,35 @@ func (l *KubernetesLease) Acquire(ctx context.Context) (bool, error) {
 // conflicts are used up. Every request is bounded by TTL minus the
 // deadline margin, and an acquiring write whose answer arrives after the
 // deadline it would start does not start a tenure: the error then wraps
-// context.DeadlineExceeded.
+// context.DeadlineExceeded. A Release called meanwhile cancels it.
 func (l *KubernetesLease) AcquireWithToken(ctx context.Context) (Token, bool, error) {
-	l.opMu.Lock()
-	defer l.opMu.Unlock()
 	if tok, ok := l.Token(); ok {
 		return tok, true, nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := l.lock(ctx); err != nil {
+		return Token{}, false, err
+	}
+	defer l.unlock()
+	l.mu.Lock()
+	if l.aliveLocked() { // acquired by a concurrent call
+		tok := l.ten.token
+		l.mu.Unlock()
+		return tok, true, nil
+	}
+	l.cancelAcquire = cancel
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.cancelAcquire = nil
+		l.mu.Unlock()
+	}()
 	l.waitPrevious()
 	for attempt := 0; ; attempt++ {
-		ok, err := l.tryAcquire(ctx)
+		tok, ok, err := l.tryAcquire(ctx)
 		if err == nil {
-			if !ok {
-				return Token{}, false, nil
-			}
-			tok, _ := l.Token()
-			return tok, true, nil
+			return tok, ok, nil
 		}
 		if !isRace(err) {
 			return Token{}, false, err
@@ -167,23 +189,42 @@ func (l *KubernetesLease) AcquireWithToken(ctx context.Context) (Token, bool, er
 	}
 }
 
-// isRace reports an answer that means "someone wrote in between": a 409,
-// or a 404 on a write (deleted between our read and our write).
-func isRace(err error) bool {
-	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || isLeaseNotFound(err)
+// lock takes the operation lock, or gives up when ctx ends.
+func (l *KubernetesLease) lock(ctx context.Context) error {
+	select {
+	case l.op <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("lease: waiting for another Acquire or Release on %s: %w", l.path, context.Cause(ctx))
+	}
 }
 
-// isLeaseNotFound is a 404 about the Lease itself, not its namespace.
+func (l *KubernetesLease) unlock() { <-l.op }
+
+// isRace reports an answer that means "someone wrote in between": a 409,
+// or a 404 Status about the Lease on a PUT (deleted between our read and
+// our write).
+func isRace(err error) bool {
+	var e *APIError
+	if errors.As(err, &e) && e.Method == http.MethodPut && isLeaseNotFound(err) {
+		return true
+	}
+	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
+}
+
+// isLeaseNotFound is a 404 Status about the Lease itself: not about its
+// namespace, and not a 404 from something that is not a Kubernetes API
+// server (a wrong Host or path prefix), which must stay an error.
 func isLeaseNotFound(err error) bool {
 	var e *APIError
-	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound && !e.isNamespaceNotFound()
+	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound && e.Kind == "leases"
 }
 
 // tryAcquire is one read-decide-write round of Acquire.
-func (l *KubernetesLease) tryAcquire(ctx context.Context) (bool, error) {
+func (l *KubernetesLease) tryAcquire(ctx context.Context) (Token, bool, error) {
 	cur, err := l.get(ctx)
 	if err != nil {
-		return false, err
+		return Token{}, false, err
 	}
 	var body *wire.Lease
 	if cur == nil {
@@ -192,7 +233,7 @@ func (l *KubernetesLease) tryAcquire(ctx context.Context) (bool, error) {
 		body.Name, body.Namespace = l.s.Name, l.s.namespace
 	} else {
 		if !l.free(cur) {
-			return false, nil
+			return Token{}, false, nil
 		}
 		body = cur.DeepCopy()
 	}
@@ -200,28 +241,50 @@ func (l *KubernetesLease) tryAcquire(ctx context.Context) (bool, error) {
 	l.stampAcquire(body, st)
 	rctx, cancel := withTimeout(ctx, l.clock, l.s.TTL-margin(l.s.TTL))
 	defer cancel()
-	var res *result
+	method, path := http.MethodPut, l.path
 	if cur == nil {
-		res, err = l.rest.do(rctx, http.MethodPost, wire.Path(l.s.namespace, ""), body)
-	} else {
-		res, err = l.rest.do(rctx, http.MethodPut, l.path, body)
+		method, path = http.MethodPost, wire.Path(l.s.namespace, "")
 	}
+	res, err := l.rest.do(rctx, method, path, body)
 	if err != nil {
-		return false, err
+		if mayBeApplied(err) {
+			l.setUnsure()
+		}
+		return Token{}, false, err
 	}
 	if err := l.checkObject(res.obj); err != nil {
-		return false, err
+		l.setUnsure()
+		return Token{}, false, err
 	}
 	if res.obj.ResourceVersion == body.ResourceVersion {
-		return false, fmt.Errorf("%w: PUT %s: answer kept resourceVersion %s: the write was not applied", ErrBadResponse, l.path, body.ResourceVersion)
+		return Token{}, false, fmt.Errorf("%w: PUT %s: answer kept resourceVersion %s: the write was not applied", ErrBadResponse, l.path, body.ResourceVersion)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if !l.within(st) {
-		return false, fmt.Errorf("lease: acquiring %s: the answer arrived after the deadline it would start: %w", l.path, errTimeout)
+		l.unsure = true
+		l.mu.Unlock()
+		return Token{}, false, fmt.Errorf("lease: acquiring %s: the answer arrived after the deadline it would start: %w", l.path, errTimeout)
 	}
-	l.startLocked(st, res.obj)
-	return true, nil
+	tok := l.startLocked(st, res.obj)
+	l.mu.Unlock()
+	l.log.Info("kubelease: acquired", "transitions", tok.Transitions, "resourceVersion", tok.ResourceVersion)
+	return tok, true, nil
+}
+
+// mayBeApplied reports whether a write that failed with err may still have
+// been applied by the server: anything but a definite refusal.
+func mayBeApplied(err error) bool {
+	var e *APIError
+	if !errors.As(err, &e) {
+		return true // no answer: a lost answer, a timeout, a reset
+	}
+	return e.StatusCode >= 500 // 500 and 504 may come after the write
+}
+
+func (l *KubernetesLease) setUnsure() {
+	l.mu.Lock()
+	l.unsure = true
+	l.mu.Unlock()
 }
 
 // get reads the Lease fresh. It returns nil, nil when there is none, and
@@ -251,8 +314,9 @@ func (l *KubernetesLease) checkObject(obj *wire.Lease) error {
 	return nil
 }
 
-// startLocked begins a tenure from a successful acquiring write.
-func (l *KubernetesLease) startLocked(st stamp, obj *wire.Lease) {
+// startLocked begins a tenure from a successful acquiring write and returns
+// its token.
+func (l *KubernetesLease) startLocked(st stamp, obj *wire.Lease) Token {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &tenure{
 		token:  Token{ResourceVersion: obj.ResourceVersion, Transitions: obj.Spec.Transitions()},
@@ -262,9 +326,10 @@ func (l *KubernetesLease) startLocked(st stamp, obj *wire.Lease) {
 		done:   make(chan struct{}),
 	}
 	l.ten = t
-	l.log.Info("kubelease: acquired", "transitions", t.token.Transitions, "resourceVersion", t.token.ResourceVersion)
+	l.unsure = false
 	go l.renewLoop(ctx, t)
 	l.emit("acquired")
+	return t.token
 }
 
 // waitPrevious waits for the renewal goroutine of an ended tenure to return.
@@ -324,12 +389,14 @@ func (l *KubernetesLease) within(st stamp) bool {
 	return n.mono.Sub(st.mono) < limit && n.wall.Sub(st.wall) < limit
 }
 
-// remaining is the monotonic time left before the deadline of st.
+// remaining is the time left before the deadline of st: the smaller of
+// what the monotonic and the wall clock say.
 func (l *KubernetesLease) remaining(st stamp) time.Duration {
 	if l.flaws.noDeadline {
 		return l.s.TTL
 	}
-	return l.s.TTL - margin(l.s.TTL) - l.now().mono.Sub(st.mono)
+	n := l.now()
+	return l.s.TTL - margin(l.s.TTL) - max(n.mono.Sub(st.mono), n.wall.Sub(st.wall))
 }
 
 // endLocked ends tenure t because it was lost, and runs the OnLost
@@ -338,12 +405,16 @@ func (l *KubernetesLease) endLocked(t *tenure, reason LostReason, holder string,
 	if t.ended {
 		return
 	}
+	if reason == LostDeadline && err == nil {
+		err = errTimeout
+	}
 	t.ended = true
-	t.lost = &LostError{Reason: reason, Holder: holder, Token: t.token, Err: err}
+	lost := &LostError{Reason: reason, Holder: holder, Token: t.token, Err: err}
+	t.lost = lost
 	t.cancel()
-	l.log.Warn("kubelease: lost", "reason", string(reason), "holder", holder, "err", err)
+	go l.log.Warn("kubelease: lost", "reason", string(reason), "holder", holder, "err", err) // never log under l.mu
 	for _, h := range l.handlers {
-		go h(t.lost)
+		go h(lost)
 	}
 	l.emit("lost")
 }

@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/kubelease/lease/internal/wire"
@@ -16,6 +17,10 @@ import (
 // a 409 it re-reads and deletes only a record that still names our Owner
 // with our nonce. It never deletes or clears a lease someone else holds.
 //
+// A Release cancels an Acquire of the same instance that is in flight. If
+// an acquiring write's outcome was unknown (its answer was lost or came too
+// late), Release also deletes the record when it still names us.
+//
 // Release returns nil when the lease is not held, and is idempotent. After
 // a loss by deadline it still deletes a record that names us, so peers need
 // not wait for it to expire; that first call returns the DELETE's error,
@@ -23,65 +28,101 @@ import (
 // Release. The DELETE is bounded by its own timeout (min(TTL, 10 s)) even
 // when ctx is already cancelled.
 func (l *KubernetesLease) Release(ctx context.Context) error {
-	l.opMu.Lock()
-	defer l.opMu.Unlock()
+	rctx, cancel := withTimeout(context.WithoutCancel(ctx), l.clock, min(l.s.TTL, MaxRenewAttemptTimeout))
+	defer cancel()
+	l.mu.Lock()
+	if l.cancelAcquire != nil {
+		l.cancelAcquire() // do not wait behind an Acquire in flight
+	}
+	l.mu.Unlock()
+	if err := l.lock(rctx); err != nil {
+		return err
+	}
+	defer l.unlock()
 	l.mu.Lock()
 	t := l.ten
 	if t == nil || t.released {
 		l.mu.Unlock()
+		l.cleanUnsure(rctx)
 		return nil
 	}
 	t.released = true
 	lost := t.lost
-	if !t.ended {
-		t.ended = true
-	}
+	t.ended = true
 	t.cancel()
 	l.mu.Unlock()
-	<-t.done
+	select {
+	case <-t.done:
+	case <-rctx.Done():
+		return fmt.Errorf("lease: releasing %s: waiting for the renewal to stop: %w", l.path, context.Cause(rctx))
+	}
 	if lost != nil && lost.Reason != LostDeadline {
+		l.cleanUnsure(rctx)
 		return nil // the record is someone else's, or gone
 	}
 	l.mu.Lock()
 	obj := t.obj
 	l.mu.Unlock()
-	dctx, cancel := withTimeout(context.WithoutCancel(ctx), l.clock, min(l.s.TTL, MaxRenewAttemptTimeout))
-	defer cancel()
-	err := l.deleteOurs(dctx, obj)
-	if err == nil {
-		l.log.Info("kubelease: released")
-		l.emit("released")
+	if err := l.deleteOurs(rctx, obj); err != nil {
+		return err
 	}
-	return err
+	l.log.Info("kubelease: released")
+	l.emit("released")
+	return nil
+}
+
+// cleanUnsure deletes the record an acquiring write with an unknown outcome
+// may have left naming us, so peers need not wait for it to expire. It is
+// best effort: failures are logged, not returned, since the lease was not
+// held.
+func (l *KubernetesLease) cleanUnsure(ctx context.Context) {
+	l.mu.Lock()
+	unsure := l.unsure
+	l.unsure = false
+	l.mu.Unlock()
+	if !unsure {
+		return
+	}
+	res, err := l.rest.do(ctx, http.MethodGet, l.path, nil)
+	if err == nil {
+		err = l.checkObject(res.obj)
+	}
+	if err == nil && l.isOurs(res.obj) {
+		err = l.deleteOurs(ctx, res.obj)
+	}
+	if err != nil && !isLeaseNotFound(err) {
+		l.log.Warn("kubelease: cleaning up after an acquire with an unknown outcome", "err", err)
+	}
 }
 
 // deleteOurs deletes the Lease if it is still the one we wrote, or if a
 // fresh read shows it still names us.
 func (l *KubernetesLease) deleteOurs(ctx context.Context, obj *wire.Lease) error {
+	var err error
 	for range 3 {
-		err := l.deleteIf(ctx, obj)
+		err = l.deleteIf(ctx, obj)
 		if err == nil || isLeaseNotFound(err) {
 			return nil
 		}
 		if !apierrors.IsConflict(err) {
 			return err
 		}
-		res, err := l.rest.do(ctx, http.MethodGet, l.path, nil)
-		if isLeaseNotFound(err) {
+		res, gerr := l.rest.do(ctx, http.MethodGet, l.path, nil)
+		if isLeaseNotFound(gerr) {
 			return nil
 		}
-		if err != nil {
-			return err
+		if gerr != nil {
+			return gerr
 		}
-		if err := l.checkObject(res.obj); err != nil {
-			return err
+		if gerr := l.checkObject(res.obj); gerr != nil {
+			return gerr
 		}
 		if res.obj.UID != obj.UID || !l.isOurs(res.obj) {
 			return nil // someone else's now: leave it alone
 		}
 		obj = res.obj
 	}
-	return nil
+	return fmt.Errorf("lease: releasing %s: the record kept changing while still ours: %w", l.path, err)
 }
 
 func (l *KubernetesLease) deleteIf(ctx context.Context, obj *wire.Lease) error {

@@ -29,7 +29,12 @@ func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 	}
 	for {
 		wait := l.s.RenewalInterval - time.Duration(rand.Int64N(int64(l.s.RenewalInterval)/10+1))
-		if !l.sleep(ctx, t, wait, "renew-wait") {
+		// Leave room for one attempt before the deadline, however close
+		// RenewalInterval is to TTL.
+		l.mu.Lock()
+		wait = min(wait, l.remaining(t.start)-l.attemptTimeout())
+		l.mu.Unlock()
+		if !l.sleep(ctx, t, wait, "renew-wait "+wait.String()) {
 			return
 		}
 		if !l.renew(ctx, t) {
@@ -45,7 +50,13 @@ func (l *KubernetesLease) sleep(ctx context.Context, t *tenure, d time.Duration,
 	l.mu.Lock()
 	left := l.remaining(t.start)
 	l.mu.Unlock()
-	d = max(min(d, left), 0)
+	d = min(d, left)
+	if d <= 0 {
+		// No timer: a fake clock would not fire one of 0 until its next step.
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return ctx.Err() == nil && l.aliveLocked()
+	}
 	timer := l.clock.NewTimer(d)
 	defer timer.Stop()
 	if l.armed != nil {
@@ -83,7 +94,7 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 		}
 		body := t.obj.DeepCopy()
 		l.stampRenew(body, st)
-		timeout := min(MaxRenewAttemptTimeout, l.s.RenewalInterval, l.remaining(t.start))
+		timeout := min(l.attemptTimeout(), l.remaining(t.start))
 		l.mu.Unlock()
 
 		rctx, cancel := withTimeout(ctx, l.clock, timeout)
@@ -133,7 +144,7 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 // nil error, the cached object was refreshed from a copy that is still ours.
 func (l *KubernetesLease) reread(ctx context.Context, t *tenure) (done, alive bool, err error) {
 	l.mu.Lock()
-	timeout := min(MaxRenewAttemptTimeout, l.s.RenewalInterval, l.remaining(t.start))
+	timeout := min(l.attemptTimeout(), l.remaining(t.start))
 	uid := t.obj.UID
 	l.mu.Unlock()
 	rctx, cancel := withTimeout(ctx, l.clock, timeout)
@@ -188,6 +199,11 @@ func (l *KubernetesLease) backoff(ctx context.Context, t *tenure, b backoff.Back
 	l.mu.Unlock()
 	l.log.Debug("kubelease: renewal attempt failed", "err", err, "retryIn", wait)
 	return l.sleep(ctx, t, wait, "renew-retry-wait "+wait.String())
+}
+
+// attemptTimeout bounds one renewal request: min(10 s, RenewalInterval).
+func (l *KubernetesLease) attemptTimeout() time.Duration {
+	return min(MaxRenewAttemptTimeout, l.s.RenewalInterval)
 }
 
 // passiveClock adapts the lease's clock to backoff.Clock.

@@ -1,9 +1,11 @@
 package lease_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,12 +42,35 @@ func TestRenewalIntervalHasJitter(t *testing.T) {
 	e := newEnv(t)
 	a := e.newLease("pod-a")
 	a.acquire(t)
-	a.events.wait(t, "renew-wait")
-	a.clk.Step(4500*time.Millisecond - time.Millisecond)
-	// At most 10 % jitter: by 4.5s the timer may or may not have fired;
-	// by 5s it must have.
-	a.clk.Step(500 * time.Millisecond)
-	a.events.wait(t, "renewed")
+	seen := map[time.Duration]bool{}
+	for range 8 {
+		name := a.events.wait(t, "renew-wait")
+		wait, err := time.ParseDuration(strings.TrimPrefix(name, "renew-wait "))
+		require.NoError(t, err, name)
+		assert.GreaterOrEqual(t, wait, 4500*time.Millisecond, "at most 10 %% jitter")
+		assert.LessOrEqual(t, wait, 5*time.Second, "never above RenewalInterval")
+		seen[wait] = true
+		a.clk.Step(wait)
+		a.events.wait(t, "renewed")
+	}
+	assert.Greater(t, len(seen), 1, "the waits vary")
+}
+
+func TestRenewalIntervalNearTTLStillRenews(t *testing.T) {
+	e := newEnv(t)
+	a := e.newLease("pod-a", func(s *lease.Settings) { s.RenewalInterval = s.TTL - time.Millisecond })
+	a.acquire(t)
+	for range 3 {
+		name := a.events.wait(t, "renew-wait")
+		wait, err := time.ParseDuration(strings.TrimPrefix(name, "renew-wait "))
+		require.NoError(t, err, name)
+		// Room for one attempt (min(10s, interval)) is left before the deadline.
+		assert.LessOrEqual(t, wait, 15*time.Second-lease.Margin(15*time.Second)-10*time.Second)
+		a.clk.Step(wait)
+		a.events.wait(t, "renewed")
+	}
+	assert.True(t, a.CheckAlive())
+	assert.Equal(t, 0, a.lost.count())
 }
 
 func TestRenewalKeepsOthersFields(t *testing.T) {
@@ -136,14 +161,35 @@ func TestRenewalDeadlineWhileRequestHangs(t *testing.T) {
 	arrived := e.srv.Received()
 	a.clk.Step(5 * time.Second) // t=5s: the renewal PUT hangs
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
+	// The wall clock reaches the deadline while the PUT still hangs (its
+	// attempt timeout runs on the monotonic clock, which has not moved).
 	deadline := 15*time.Second - lease.Margin(15*time.Second)
-	a.clk.Step(deadline - 5*time.Second - time.Millisecond)
+	lease.StepWall(a.KubernetesLease, deadline-5*time.Second-time.Millisecond)
 	assert.True(t, a.CheckAlive(), "1ms before the deadline")
-	a.clk.Step(time.Millisecond)
+	lease.StepWall(a.KubernetesLease, time.Millisecond)
 	assert.False(t, a.CheckAlive(), "at the deadline, with the request still hanging")
 	le := a.lost.wait(t)
 	assert.Equal(t, lease.LostDeadline, le.Reason)
+	assert.ErrorIs(t, le, context.DeadlineExceeded)
 	e.srv.Unhang()
+}
+
+func TestRenewalAttemptTimeout(t *testing.T) {
+	e := newEnv(t)
+	a := e.newLease("pod-a")
+	a.acquire(t)
+	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true})
+	a.events.wait(t, "renew-wait")
+	arrived := e.srv.Received()
+	a.clk.Step(5 * time.Second)
+	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
+	// One attempt is capped at min(10s, RenewalInterval) = 5s: then a retry.
+	a.clk.Step(5 * time.Second)
+	a.events.wait(t, "renew-retry-wait")
+	a.clk.Step(time.Second)
+	a.events.wait(t, "renewed")
+	assert.True(t, a.CheckAlive())
+	assert.Equal(t, 2, e.srv.Count("update"))
 }
 
 func TestRenewalDeadlineWrapsLastError(t *testing.T) {
@@ -153,10 +199,16 @@ func TestRenewalDeadlineWrapsLastError(t *testing.T) {
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Status: http.StatusServiceUnavailable, Times: -1})
 	a.events.wait(t, "renew-wait")
 	a.clk.Step(5 * time.Second)
-	// Drive the retries on the fake clock until the deadline.
-	for a.CheckAlive() {
-		a.events.wait(t, "renew-retry-wait")
-		a.clk.Step(lease.DefaultTTL / 3) // the backoff cap
+	// Drive the retries on the fake clock until the deadline, without
+	// calling CheckAlive: the renewal goroutine ends the tenure itself.
+	for {
+		name := a.events.wait(t, "")
+		if name == "lost" {
+			break
+		}
+		if strings.HasPrefix(name, "renew-retry-wait") {
+			a.clk.Step(lease.DefaultTTL / 3) // the backoff cap
+		}
 	}
 	le := a.lost.wait(t)
 	assert.Equal(t, lease.LostDeadline, le.Reason)
@@ -234,11 +286,14 @@ func TestLateRenewalAnswerDoesNotRevive(t *testing.T) {
 	arrived := e.srv.Received()
 	a.clk.Step(5 * time.Second)
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
-	lease.StepWall(a.KubernetesLease, time.Minute) // a suspend: only the wall clock moved
-	assert.False(t, a.CheckAlive())
-	close(gate) // the held renewal now succeeds on the server
+	// A suspend: only the wall clock moves, past the deadline. Nobody calls
+	// CheckAlive; the held renewal then succeeds on the server, too late.
+	lease.StepWall(a.KubernetesLease, time.Minute)
+	close(gate)
+	a.events.wait(t, "lost")
 	le := a.lost.wait(t)
 	assert.Equal(t, lease.LostDeadline, le.Reason)
+	assert.Equal(t, epoch.Add(5*time.Second), e.record().Spec.RenewTime.UTC(), "the late renewal was applied")
 	lease.StepWall(a.KubernetesLease, -time.Minute) // and the wall clock steps back
 	assert.False(t, a.CheckAlive(), "a tenure that ended stays ended")
 }
@@ -260,6 +315,7 @@ func TestWallClockStepBackIsHarmless(t *testing.T) {
 	lease.StepWall(a.KubernetesLease, -time.Hour)
 	assert.True(t, a.CheckAlive(), "a backward wall step does not end the tenure")
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true, Times: -1})
+	a.events.wait(t, "renew-wait")
 	a.clk.Step(15 * time.Second) // no renewal can succeed
 	assert.False(t, a.CheckAlive(), "the monotonic deadline still holds")
 }

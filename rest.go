@@ -58,6 +58,7 @@ type restClient struct {
 	ownTransport bool
 	creds        *credentials
 	log          *slog.Logger
+	clock        clock.PassiveClock // for Retry-After dates
 }
 
 func newRESTClient(cfg *Config, s resolved) (*restClient, error) {
@@ -65,7 +66,7 @@ func newRESTClient(cfg *Config, s resolved) (*restClient, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("lease: Config.Host %q is not an http(s) URL with a host", cfg.Host)
 	}
-	c := &restClient{base: strings.TrimSuffix(u.String(), "/"), log: s.Logger}
+	c := &restClient{base: strings.TrimSuffix(u.String(), "/"), log: s.Logger, clock: s.Clock}
 	if cfg.HTTPClient != nil {
 		c.httpc = cfg.HTTPClient
 	} else {
@@ -127,7 +128,8 @@ func (c *restClient) send(ctx context.Context, method, path string, payload []by
 	resp, err := c.httpc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			if c.ownTransport {
+			if c.ownTransport && errors.Is(context.Cause(ctx), errTimeout) {
+				// The connection may be dead: make the retry dial afresh.
 				c.httpc.CloseIdleConnections()
 			}
 			return nil, fmt.Errorf("lease: %s %s: %w", method, path, context.Cause(ctx))
@@ -145,11 +147,11 @@ func (c *restClient) send(ctx context.Context, method, path string, payload []by
 		}
 		return nil, fmt.Errorf("%w: %s %s: reading answer: %v", ErrBadResponse, method, path, stripURL(err))
 	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, decodeError(method, path, resp, data, c.clock.Now())
+	}
 	if len(data) > maxBodyBytes {
 		return nil, fmt.Errorf("%w: %s %s: answer larger than %d bytes", ErrBadResponse, method, path, maxBodyBytes)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, decodeError(method, path, resp, data)
 	}
 	res := &result{code: resp.StatusCode}
 	if method == http.MethodDelete {
@@ -181,9 +183,9 @@ func decodeLease(data []byte) (*wire.Lease, error) {
 
 // decodeError turns a non-2xx answer into an *APIError, whether or not its
 // body is a metav1.Status.
-func decodeError(method, path string, resp *http.Response, data []byte) error {
+func decodeError(method, path string, resp *http.Response, data []byte, now time.Time) error {
 	e := &APIError{StatusCode: resp.StatusCode, Method: method, Path: path}
-	e.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	e.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), now)
 	var st metav1.Status
 	if json.Unmarshal(data, &st) == nil && st.Kind == "Status" {
 		e.Reason, e.Message = st.Reason, snippet([]byte(st.Message))

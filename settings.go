@@ -117,7 +117,7 @@ func (s Settings) Validate() error {
 	}
 	if s.Config == nil {
 		bad("Config is nil (call DefaultConfig to discover one)")
-	} else if s.Config.Host == "" && s.Config.HTTPClient == nil {
+	} else if s.Config.Host == "" {
 		bad("Config.Host is empty")
 	}
 	if len(errs) == 0 {
