@@ -43,6 +43,7 @@ func (l *KubernetesLease) observe(obj *wire.Lease, st stamp) {
 	if l.seen == nil || l.seen.key != k {
 		l.seen = &observation{key: k, since: st.mono}
 	}
+	l.seenObj = obj
 }
 
 // recordDuration is the lease duration a record claims: its own

@@ -62,7 +62,8 @@ type KubernetesLease struct {
 	handlers map[uint64]func(error)
 	nextID   uint64
 	ten      *tenure      // the current or the last tenure; nil before the first
-	seen     *observation // the last record Acquire saw, for expiry rule (a)
+	seen     *observation // the last record seen, for expiry rule (a)
+	seenObj  *wire.Lease  // that record
 	// cancelAcquire cancels the Acquire in flight, if any, so that Release
 	// does not wait behind it.
 	cancelAcquire context.CancelFunc
@@ -327,6 +328,7 @@ func (l *KubernetesLease) startLocked(st stamp, obj *wire.Lease) Token {
 	}
 	l.ten = t
 	l.unsure = false
+	l.s.Observer.Acquired(t.token)
 	go l.renewLoop(ctx, t)
 	l.emit("acquired")
 	return t.token
@@ -412,6 +414,7 @@ func (l *KubernetesLease) endLocked(t *tenure, reason LostReason, holder string,
 	lost := &LostError{Reason: reason, Holder: holder, Token: t.token, Err: err}
 	t.lost = lost
 	t.cancel()
+	l.s.Observer.Lost(reason)
 	go l.log.Warn("kubelease: lost", "reason", string(reason), "holder", holder, "err", err) // never log under l.mu
 	for _, h := range l.handlers {
 		go h(lost)

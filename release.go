@@ -48,6 +48,9 @@ func (l *KubernetesLease) Release(ctx context.Context) error {
 	}
 	t.released = true
 	lost := t.lost
+	if !t.ended {
+		l.s.Observer.Released()
+	}
 	t.ended = true
 	t.cancel()
 	l.mu.Unlock()

@@ -27,6 +27,18 @@ func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 	if l.armed != nil {
 		defer l.armed(time.Time{})
 	}
+	if l.s.WatchWhileHolding {
+		wctx, cancel := context.WithCancel(ctx)
+		watching := make(chan struct{})
+		go func() {
+			defer close(watching)
+			l.holderWatch(wctx, t)
+		}()
+		defer func() {
+			cancel()
+			<-watching
+		}()
+	}
 	for {
 		wait := l.s.RenewalInterval - time.Duration(rand.Int64N(int64(l.s.RenewalInterval)/10+1))
 		// Leave room for one attempt before the deadline, however close
@@ -116,6 +128,7 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 				return false
 			}
 			t.start, t.obj, t.lastErr = st, res.obj, nil
+			l.s.Observer.Renewed(l.now().mono.Sub(st.mono), l.remaining(st))
 			l.emit("renewed")
 			return true
 		}
@@ -197,6 +210,7 @@ func (l *KubernetesLease) backoff(ctx context.Context, t *tenure, b backoff.Back
 	l.mu.Lock()
 	t.lastErr = err
 	l.mu.Unlock()
+	l.s.Observer.RenewFailed(err)
 	l.log.Debug("kubelease: renewal attempt failed", "err", err, "retryIn", wait)
 	return l.sleep(ctx, t, wait, "renew-retry-wait "+wait.String())
 }

@@ -63,6 +63,12 @@ type Settings struct {
 	// for its duration on our monotonic clock (safe under any clock offset).
 	MaxClockSkew time.Duration
 
+	// WatchWhileHolding makes the holder watch its Lease while it holds it,
+	// so that a third party's delete or takeover ends the tenure at once
+	// (LostDeleted, LostConflict) instead of at the next renewal. It costs
+	// one long-lived watch request per held lease. Off by default.
+	WatchWhileHolding bool
+
 	// Config says where and how to reach the API server. Required: call
 	// DefaultConfig explicitly to use the usual discovery.
 	Config *Config
@@ -75,6 +81,9 @@ type Settings struct {
 	// Logger receives structured events. nil discards them. Tokens and
 	// credentials are never logged.
 	Logger *slog.Logger
+
+	// Observer receives metrics events (held, renewals, losses). nil: none.
+	Observer Observer
 }
 
 // Validate reports every invalid field of s, naming the field and its value.
@@ -151,6 +160,9 @@ func (s Settings) withDefaults() resolved {
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.Observer == nil {
+		s.Observer = nopObserver{}
 	}
 	ns := s.Namespace
 	if ns == "" {
