@@ -70,9 +70,11 @@ func TestHealthCheck(t *testing.T) {
 	// A user-supplied HTTP client that ignores cancellation can leave the
 	// renewal goroutine stuck: then nothing checks the deadline.
 	stuck := make(chan struct{})
+	entered := make(chan struct{}, 1)
 	var once sync.Once
 	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Method == http.MethodPut {
+			entered <- struct{}{}
 			<-stuck
 		}
 		return http.DefaultTransport.RoundTrip(r)
@@ -85,6 +87,7 @@ func TestHealthCheck(t *testing.T) {
 	require.NoError(t, a.HealthCheck(5*time.Second))
 	a.events.wait(t, "renew-wait")
 	a.clk.Step(5 * time.Second) // the renewal PUT is stuck in the client
+	recv(t, entered, "stuck PUT")
 	a.clk.Step(15 * time.Second)
 	err := a.HealthCheck(5 * time.Second)
 	require.NoError(t, err, "within lease duration + tolerance")
