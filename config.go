@@ -36,8 +36,24 @@ type Config struct {
 	// production.
 	Insecure bool
 
+	// ProxyURL, when set, is the proxy every request goes through, instead
+	// of the one the environment names: an "http", "https", "socks5" or
+	// "socks5h" URL with a host, e.g. "http://proxy.internal:3128". Empty:
+	// HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured (and requests to
+	// localhost are never proxied). An invalid URL makes NewKubernetesLease
+	// fail. Ignored when HTTPClient is set.
+	ProxyURL string
+
+	// Exec, when set, runs a Kubernetes exec credential plugin (as kubectl
+	// does for a kubeconfig user with "exec") for a bearer token or a client
+	// certificate; see ExecConfig. It cannot be combined with BearerToken,
+	// BearerTokenFile or a client certificate: NewKubernetesLease fails.
+	Exec *ExecConfig
+
 	// HTTPClient, when set, is used as-is for every request: TLS, proxy and
 	// timeouts are then the caller's business, and the library's HTTP/2 pings
-	// and dropping of dead connections do not apply.
+	// and dropping of dead connections do not apply. A token from Exec is
+	// still sent; a client certificate from Exec cannot be used (requests
+	// fail if the plugin returns no token).
 	HTTPClient *http.Client
 }

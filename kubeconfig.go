@@ -25,19 +25,27 @@ import (
 // current-context.
 //
 // Supported: cluster server, certificate-authority,
-// certificate-authority-data, insecure-skip-tls-verify and tls-server-name;
-// user token, tokenFile (re-read as it rotates), client-certificate,
-// client-certificate-data, client-key and client-key-data; context
-// namespace, which becomes Config.Namespace. The -data fields are base64.
-// Relative file paths are resolved against the directory of the file that
-// defines the entry.
+// certificate-authority-data, insecure-skip-tls-verify, tls-server-name and
+// proxy-url (http, https, socks5 or socks5h; Config.ProxyURL); user token,
+// tokenFile (re-read as it rotates), client-certificate,
+// client-certificate-data, client-key and client-key-data, and exec
+// credential plugins (Config.Exec: command, args, env, apiVersion v1 or
+// v1beta1, provideClusterInfo, installHint; interactiveMode Never or
+// IfAvailable, the plugin never gets a terminal); context namespace, which
+// becomes Config.Namespace. The -data fields are base64. Relative file
+// paths, and an exec command that contains a path separator, are resolved
+// against the directory of the file that defines the entry; an exec command
+// without one is looked up in $PATH. As with kubectl, a user that has a
+// token, tokenFile or client certificate does not run its exec plugin (the
+// exec entry is still checked).
 //
 // Refused with an error, when the chosen context uses them: user
-// auth-provider, user exec (credential plugins are not supported yet),
+// auth-provider, exec with interactiveMode Always (there is no terminal),
+// exec without command or with an apiVersion other than v1 or v1beta1,
 // username and password (basic auth), impersonation (as, as-uid, as-groups,
-// as-user-extra) and cluster proxy-url (not supported yet; the
-// HTTPS_PROXY environment variable is honoured). Other fields are ignored.
-// Errors name the file, the entry and the field, and never hold a token.
+// as-user-extra) and an invalid proxy-url. Other fields are ignored. Errors
+// name the file, the entry and the field, and never hold a token, a
+// password or an exec env value.
 func LoadKubeconfig(path, context string) (*Config, error) {
 	if path == "" {
 		var err error
@@ -127,12 +135,12 @@ type (
 		} `json:"contexts"`
 	}
 	kubeconfigCluster struct {
-		Server                   string          `json:"server"`
-		CertificateAuthority     string          `json:"certificate-authority"`
-		CertificateAuthorityData string          `json:"certificate-authority-data"`
-		InsecureSkipTLSVerify    bool            `json:"insecure-skip-tls-verify"`
-		TLSServerName            string          `json:"tls-server-name"`
-		ProxyURL                 json.RawMessage `json:"proxy-url"`
+		Server                   string `json:"server"`
+		CertificateAuthority     string `json:"certificate-authority"`
+		CertificateAuthorityData string `json:"certificate-authority-data"`
+		InsecureSkipTLSVerify    bool   `json:"insecure-skip-tls-verify"`
+		TLSServerName            string `json:"tls-server-name"`
+		ProxyURL                 string `json:"proxy-url"`
 	}
 	kubeconfigUser struct {
 		Token                 string          `json:"token"`
@@ -142,13 +150,25 @@ type (
 		ClientKey             string          `json:"client-key"`
 		ClientKeyData         string          `json:"client-key-data"`
 		AuthProvider          json.RawMessage `json:"auth-provider"`
-		Exec                  json.RawMessage `json:"exec"`
+		Exec                  *kubeconfigExec `json:"exec"`
 		Username              json.RawMessage `json:"username"`
 		Password              json.RawMessage `json:"password"`
 		As                    json.RawMessage `json:"as"`
 		AsUID                 json.RawMessage `json:"as-uid"`
 		AsGroups              json.RawMessage `json:"as-groups"`
 		AsUserExtra           json.RawMessage `json:"as-user-extra"`
+	}
+	kubeconfigExec struct {
+		Command string   `json:"command"`
+		Args    []string `json:"args"`
+		Env     []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"env"`
+		APIVersion         string `json:"apiVersion"`
+		InstallHint        string `json:"installHint"`
+		ProvideClusterInfo bool   `json:"provideClusterInfo"`
+		InteractiveMode    string `json:"interactiveMode"`
 	}
 	kubeconfigContext struct {
 		Cluster   string `json:"cluster"`
@@ -286,8 +306,10 @@ func (kc *kubeconfig) config(name string) (*Config, error) {
 
 func applyCluster(cfg *Config, file, name string, c kubeconfigCluster) error {
 	fail := entryError(file, "cluster", name)
-	if isSet(c.ProxyURL) {
-		return fail("proxy-url is not supported yet; set HTTPS_PROXY instead")
+	if c.ProxyURL != "" {
+		if _, problem := parseProxyURL(c.ProxyURL); problem != "" {
+			return fail("proxy-url %q %s", redactURL(c.ProxyURL), problem)
+		}
 	}
 	if c.Server == "" {
 		return fail("server is not set")
@@ -303,6 +325,7 @@ func applyCluster(cfg *Config, file, name string, c kubeconfigCluster) error {
 	}
 	cfg.Insecure = c.InsecureSkipTLSVerify
 	cfg.ServerName = c.TLSServerName
+	cfg.ProxyURL = c.ProxyURL
 	return nil
 }
 
@@ -311,8 +334,6 @@ func applyUser(cfg *Config, file, name string, u kubeconfigUser) error {
 	switch {
 	case isSet(u.AuthProvider):
 		return fail("auth-provider is not supported; use token or tokenFile")
-	case isSet(u.Exec):
-		return fail("exec: credential plugins are not supported yet; use token or tokenFile")
 	case isSet(u.Username):
 		return fail("username: basic auth is not supported")
 	case isSet(u.Password):
@@ -337,7 +358,56 @@ func applyUser(cfg *Config, file, name string, u kubeconfigUser) error {
 	if cfg.KeyData, err = decodeData(fail, "client-key-data", u.ClientKeyData); err != nil {
 		return err
 	}
+	if u.Exec == nil {
+		return nil
+	}
+	ec, err := execFromKubeconfig(fail, file, u.Exec)
+	if err != nil {
+		return err
+	}
+	// As kubectl: static credentials win over the plugin.
+	if cfg.BearerToken == "" && cfg.BearerTokenFile == "" && cfg.CertFile == "" && cfg.KeyFile == "" &&
+		len(cfg.CertData) == 0 && len(cfg.KeyData) == 0 {
+		cfg.Exec = ec
+	}
 	return nil
+}
+
+// execFromKubeconfig checks a user's exec entry and converts it. A command
+// with a path separator is resolved against the directory of file.
+func execFromKubeconfig(fail func(string, ...any) error, file string, e *kubeconfigExec) (*ExecConfig, error) {
+	switch {
+	case e.Command == "":
+		return nil, fail("exec: command is not set")
+	case e.APIVersion == "":
+		return nil, fail("exec: apiVersion is not set; use %s or %s", execV1, execV1beta1)
+	case e.APIVersion != execV1 && e.APIVersion != execV1beta1:
+		return nil, fail("exec: apiVersion %q is not supported; use %s or %s", e.APIVersion, execV1, execV1beta1)
+	}
+	switch e.InteractiveMode {
+	case "", "Never", "IfAvailable":
+	case "Always":
+		return nil, fail("exec: interactiveMode Always needs a terminal, and a lease's plugin runs without one; use IfAvailable or Never")
+	default:
+		return nil, fail("exec: interactiveMode %q is not Never, IfAvailable or Always", e.InteractiveMode)
+	}
+	ec := &ExecConfig{
+		Command:            e.Command,
+		Args:               e.Args,
+		APIVersion:         e.APIVersion,
+		ProvideClusterInfo: e.ProvideClusterInfo,
+		InstallHint:        e.InstallHint,
+	}
+	if strings.ContainsRune(ec.Command, filepath.Separator) {
+		ec.Command = resolvePath(file, ec.Command)
+	}
+	for i, v := range e.Env {
+		if v.Name == "" {
+			return nil, fail("exec: env[%d]: name is not set", i)
+		}
+		ec.Env = append(ec.Env, ExecEnvVar{Name: v.Name, Value: v.Value})
+	}
+	return ec, nil
 }
 
 // entryError returns a constructor of errors about one entry of a file, as

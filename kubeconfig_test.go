@@ -1,9 +1,13 @@
 package lease
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,8 +235,20 @@ func TestLoadKubeconfigErrors(t *testing.T) {
 	}{
 		{"auth-provider", kubeconfigFixture(server, "auth-provider: {name: oidc, config: {id-token: "+secretToken+"}}"), "",
 			[]string{`user "alice": auth-provider is not supported; use token or tokenFile`}},
-		{"exec", kubeconfigFixture(server, "exec: {apiVersion: client.authentication.k8s.io/v1, command: aws}"), "",
-			[]string{`user "alice": exec: credential plugins are not supported yet`}},
+		{"exec interactiveMode Always", kubeconfigFixture(server, "exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, interactiveMode: Always}"), "",
+			[]string{`user "alice": exec: interactiveMode Always needs a terminal, and a lease's plugin runs without one; use IfAvailable or Never`}},
+		{"exec unknown interactiveMode", kubeconfigFixture(server, "exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, interactiveMode: Sometimes}"), "",
+			[]string{`user "alice": exec: interactiveMode "Sometimes" is not Never, IfAvailable or Always`}},
+		{"exec without command", kubeconfigFixture(server, "exec: {apiVersion: client.authentication.k8s.io/v1}"), "",
+			[]string{`user "alice": exec: command is not set`}},
+		{"exec without apiVersion", kubeconfigFixture(server, "exec: {command: aws}"), "",
+			[]string{`user "alice": exec: apiVersion is not set; use client.authentication.k8s.io/v1 or client.authentication.k8s.io/v1beta1`}},
+		{"exec v1alpha1", kubeconfigFixture(server, "exec: {apiVersion: client.authentication.k8s.io/v1alpha1, command: aws}"), "",
+			[]string{`user "alice": exec: apiVersion "client.authentication.k8s.io/v1alpha1" is not supported; use client.authentication.k8s.io/v1 or client.authentication.k8s.io/v1beta1`}},
+		{"exec env without name", kubeconfigFixture(server, "exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, env: [{value: "+secretToken+"}]}"), "",
+			[]string{`user "alice": exec: env[0]: name is not set`}},
+		{"exec of wrong type", kubeconfigFixture(server, "exec: aws"), "",
+			[]string{"not a kubeconfig file: field users.user.exec: unexpected string"}},
 		{"username", kubeconfigFixture(server, "username: admin"), "",
 			[]string{`user "alice": username: basic auth is not supported`}},
 		{"password", kubeconfigFixture(server, "password: "+secretToken), "",
@@ -245,8 +261,10 @@ func TestLoadKubeconfigErrors(t *testing.T) {
 			[]string{`user "alice": as-groups: impersonation is not supported`}},
 		{"as-user-extra", kubeconfigFixture(server, "as-user-extra: {k: [v]}"), "",
 			[]string{`user "alice": as-user-extra: impersonation is not supported`}},
-		{"proxy-url", kubeconfigFixture(server+"\nproxy-url: http://proxy:3128", ""), "",
-			[]string{`cluster "prod": proxy-url is not supported yet`}},
+		{"proxy-url scheme", kubeconfigFixture(server+"\nproxy-url: ftp://user:"+secretToken+"@proxy:21", ""), "",
+			[]string{`cluster "prod": proxy-url "ftp://user:xxxxx@proxy:21" has scheme "ftp"; want http, https, socks5 or socks5h`}},
+		{"proxy-url without host", kubeconfigFixture(server+"\nproxy-url: http://", ""), "",
+			[]string{`cluster "prod": proxy-url "http://" has no host`}},
 		{"no server", kubeconfigFixture("tls-server-name: x", ""), "",
 			[]string{`cluster "prod": server is not set`}},
 		{"bad certificate-authority-data", kubeconfigFixture(server+"\ncertificate-authority-data: '%%%'", ""), "",
@@ -357,4 +375,109 @@ func TestDefaultConfig(t *testing.T) {
 			assert.Equal(t, tt.wantHost, cfg.Host, "got %q, want %q", cfg.Host, tt.wantHost)
 		})
 	}
+}
+
+func TestLoadKubeconfigExecAndProxy(t *testing.T) {
+	dir := t.TempDir()
+	file := writeTestFile(t, dir, "config", `current-context: rel
+clusters:
+- name: c
+  cluster: {server: "https://api.example", proxy-url: "socks5://proxy.example:1080"}
+users:
+- name: u-rel
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: bin/get-token
+      args: [--cluster, prod]
+      env:
+      - {name: REGION, value: eu-1}
+      - {name: EMPTY}
+      provideClusterInfo: true
+      installHint: see the wiki
+      interactiveMode: IfAvailable
+- name: u-up
+  user:
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: ../plugins/get-token, interactiveMode: Never}
+- name: u-path
+  user:
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: aws}
+- name: u-abs
+  user:
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: /usr/local/bin/get-token}
+- name: u-token
+  user:
+    token: `+secretToken+`
+    exec: {apiVersion: client.authentication.k8s.io/v1, command: aws}
+contexts:
+- {name: rel, context: {cluster: c, user: u-rel}}
+- {name: up, context: {cluster: c, user: u-up}}
+- {name: path, context: {cluster: c, user: u-path}}
+- {name: abs, context: {cluster: c, user: u-abs}}
+- {name: token, context: {cluster: c, user: u-token}}
+`)
+	const proxy = "socks5://proxy.example:1080"
+	v1 := "client.authentication.k8s.io/v1"
+	tests := []struct {
+		context string
+		want    *Config
+	}{
+		{"rel", &Config{Host: "https://api.example", ProxyURL: proxy, Exec: &ExecConfig{
+			Command:            filepath.Join(dir, "bin", "get-token"),
+			Args:               []string{"--cluster", "prod"},
+			Env:                []ExecEnvVar{{"REGION", "eu-1"}, {"EMPTY", ""}},
+			APIVersion:         "client.authentication.k8s.io/v1beta1",
+			ProvideClusterInfo: true,
+			InstallHint:        "see the wiki",
+		}}},
+		{"up", &Config{Host: "https://api.example", ProxyURL: proxy,
+			Exec: &ExecConfig{Command: filepath.Join(filepath.Dir(dir), "plugins", "get-token"), APIVersion: v1}}},
+		{"path", &Config{Host: "https://api.example", ProxyURL: proxy,
+			Exec: &ExecConfig{Command: "aws", APIVersion: v1}}},
+		{"abs", &Config{Host: "https://api.example", ProxyURL: proxy,
+			Exec: &ExecConfig{Command: "/usr/local/bin/get-token", APIVersion: v1}}},
+		// As kubectl: a static token wins over the plugin.
+		{"token", &Config{Host: "https://api.example", ProxyURL: proxy, BearerToken: secretToken}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.context, func(t *testing.T) {
+			got, err := LoadKubeconfig(file, tt.context)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got, "got %+v, want %+v", got, tt.want)
+		})
+	}
+}
+
+// A relative exec command runs from the kubeconfig's directory, whatever
+// the working directory.
+func TestLoadKubeconfigExecRuns(t *testing.T) {
+	plugin := ExecPluginPath(t)
+	auth := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth <- r.Header.Get("Authorization")
+		_, _ = io.WriteString(w, leaseJSON)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o700))
+	require.NoError(t, os.Symlink(plugin, filepath.Join(dir, "bin", "get-token")))
+	file := writeTestFile(t, dir, "config", `current-context: ctx
+clusters:
+- {name: c, cluster: {server: "`+srv.URL+`"}}
+users:
+- name: u
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: bin/get-token
+      env: [{name: PLUGIN_TOKEN, value: from-kubeconfig-plugin}]
+contexts:
+- {name: ctx, context: {cluster: c, user: u}}
+`)
+	cfg, err := LoadKubeconfig(file, "")
+	require.NoError(t, err)
+	l, _ := newExecLease(t, cfg)
+	_, err = l.get(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "Bearer from-kubeconfig-plugin", <-auth)
 }

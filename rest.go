@@ -122,8 +122,8 @@ func (c *restClient) send(ctx context.Context, method, path string, payload []by
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if tok := c.creds.token(); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+	if err := c.creds.authorize(req); err != nil {
+		return nil, err
 	}
 	resp, err := c.httpc.Do(req)
 	if err != nil {

@@ -89,8 +89,8 @@ func (c *restClient) stream(ctx context.Context, path string) (io.ReadCloser, er
 		}
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set("User-Agent", userAgent)
-		if tok := c.creds.token(); tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
+		if err := c.creds.authorize(req); err != nil {
+			return nil, err
 		}
 		resp, err := c.httpc.Do(req)
 		if err != nil {
