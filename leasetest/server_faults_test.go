@@ -264,7 +264,7 @@ func TestServerCountsAndLog(t *testing.T) {
 	c.must(http.MethodGet, wire.Path("default", "x"), nil)
 	c.must(http.MethodPut, wire.Path("default", "x"), l)
 	c.must(http.MethodGet, wire.Path("default", ""), nil)
-	c.must(http.MethodGet, wire.Path("default", "")+"?watch=true", nil)
+	c.must(http.MethodGet, wire.Path("default", "")+"?watch=true&resourceVersion=1", nil) // too old: ends at once
 	c.must(http.MethodDelete, wire.Path("default", "x"), nil)
 	c.must(http.MethodGet, "/nope", nil)
 

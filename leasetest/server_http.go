@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -66,7 +67,7 @@ func verbOf(r *http.Request, kind int) string {
 		if kind == routeItem {
 			return "get"
 		}
-		if w := r.URL.Query().Get("watch"); w == "true" || w == "1" {
+		if boolParam(r.URL.Query(), "watch") {
 			return "watch"
 		}
 		return "list"
@@ -83,6 +84,17 @@ func verbOf(r *http.Request, kind int) string {
 		return "deletecollection"
 	}
 	return strings.ToLower(r.Method)
+}
+
+// boolParam decodes a boolean query parameter as the API server's
+// parameter codec does: absent is false, "false" (in any case) and "0" are
+// false, and anything else, even an empty value, is true.
+func boolParam(q url.Values, name string) bool {
+	v, ok := q[name]
+	if !ok || len(v) == 0 {
+		return false
+	}
+	return v[0] != "0" && !strings.EqualFold(v[0], "false")
 }
 
 // authorized reports whether r carries the required bearer token.
@@ -116,8 +128,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, rt *route) {
 		s.serveUpdate(w, r, rt)
 	case rt.kind == routeItem && r.Method == http.MethodDelete:
 		s.serveDelete(w, r, rt)
-	case (rt.kind == routeCollection || rt.kind == routeAll) && rt.verb == "watch":
-		writeStatus(w, apierrors.NewMethodNotSupported(leasesGR, "watch"))
+	case (rt.kind == routeCollection || rt.kind == routeAll) && r.Method == http.MethodGet && rt.verb == "watch":
+		s.serveWatch(w, r, rt)
 	case (rt.kind == routeCollection || rt.kind == routeAll) && r.Method == http.MethodGet:
 		s.serveList(w, r, rt)
 	case rt.kind == routeCollection && r.Method == http.MethodPost:

@@ -38,10 +38,17 @@ const maxChanges = 1000
 
 // change is one entry of the change log: the object after a create or
 // update, or the last state of a deleted object with the deletion's
-// resourceVersion. It is what a watch will replay.
+// resourceVersion. It is what a watch replays (see server_watch.go).
 type change struct {
 	typ   string
 	lease *wire.Lease
+	// rv is lease's resourceVersion as a number.
+	rv uint64
+	// prev is the object before a MODIFIED change (nil otherwise), so that
+	// a watch with a label selector can tell an object entering or leaving
+	// its selection. Stored objects are never mutated, so it is shared with
+	// the store, not copied.
+	prev *wire.Lease
 }
 
 // errRVSetOnCreate is the 500 for a create that carries a resourceVersion.
@@ -60,8 +67,13 @@ func (s *Server) nextRVLocked() string {
 }
 
 // recordLocked appends to the change log and wakes whoever waits on it.
-func (s *Server) recordLocked(typ string, l *wire.Lease) {
-	s.changes = append(s.changes, change{typ: typ, lease: l.DeepCopy()})
+// prev is the object that a MODIFIED change replaces.
+func (s *Server) recordLocked(typ string, l, prev *wire.Lease) {
+	rv, err := strconv.ParseUint(l.ResourceVersion, 10, 64)
+	if err != nil {
+		rv = s.rv
+	}
+	s.changes = append(s.changes, change{typ: typ, lease: l.DeepCopy(), rv: rv, prev: prev})
 	if n := len(s.changes); n >= 2*maxChanges {
 		s.changes = append([]change(nil), s.changes[n-maxChanges:]...)
 	}
@@ -98,8 +110,10 @@ func (s *Server) storeLocked(typ string, l *wire.Lease) (*wire.Lease, *apierrors
 	if err != nil {
 		return nil, internalf("leasetest: storing the lease: %v", err)
 	}
-	s.leases[objKey{c.Namespace, c.Name}] = c
-	s.recordLocked(typ, c)
+	k := objKey{c.Namespace, c.Name}
+	prev := s.leases[k]
+	s.leases[k] = c
+	s.recordLocked(typ, c, prev)
 	return withType(c), nil
 }
 
@@ -218,7 +232,7 @@ func (s *Server) applyUpdateLocked(old, l *wire.Lease) (*wire.Lease, *apierrors.
 		if err != nil {
 			return nil, internalf("leasetest: storing the lease: %v", err)
 		}
-		s.recordLocked(eventDeleted, c)
+		s.recordLocked(eventDeleted, c, nil)
 		return withType(c), nil
 	}
 	same, err := sameContent(old, l)
@@ -291,7 +305,7 @@ func (s *Server) deleteLocked(ns, name string, pre *metav1.Preconditions) (*meta
 	delete(s.leases, k)
 	gone := old.DeepCopy()
 	gone.ResourceVersion = s.nextRVLocked()
-	s.recordLocked(eventDeleted, gone)
+	s.recordLocked(eventDeleted, gone, nil)
 	return &metav1.Status{
 		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
 		Status:   metav1.StatusSuccess,
