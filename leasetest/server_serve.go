@@ -44,7 +44,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f == nil {
-		s.handle(rec, r, rt)
+		s.handleAuthz(rec, r, rt)
 		return
 	}
 	if f.Latency > 0 && !s.sleep(ctx, f.Latency) {
@@ -66,11 +66,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFault(rec, rt, f)
 	case f.DropAnswer:
 		dropped := httptest.NewRecorder()
-		s.handle(dropped, r, rt)
+		s.handleAuthz(dropped, r, rt)
 		rec.code = dropped.Code
 		abort(rec, false)
 	default:
-		s.handle(rec, r, rt)
+		s.handleAuthz(rec, r, rt)
 	}
 }
 

@@ -1,0 +1,118 @@
+package leasetest
+
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"weak"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+// authzState is the users of one Server, added by AddUser.
+type authzState struct {
+	mu    sync.Mutex
+	users map[string]*user // by bearer token
+}
+
+// user is a restricted user: it may use only its verbs on Leases.
+type user struct {
+	name  string
+	verbs map[string]bool
+}
+
+// authzByServer holds the authzState of each Server that has users. It is
+// keyed weakly so that it does not keep a Server alive; an entry goes when
+// its Server is collected.
+var authzByServer sync.Map // weak.Pointer[Server] → *authzState
+
+// AddUser registers a user who authenticates with the bearer token tok and
+// may use only the given Kubernetes verbs ("get", "list", "watch",
+// "create", "update", "patch", "delete", "deletecollection", or "*" for all)
+// on Leases, as an RBAC Role would allow. Other requests of that user get
+// 403 Forbidden with the Status a kube-apiserver sends. The user's token is
+// accepted even when RequireToken is set; the token set by RequireToken (and,
+// without RequireToken, any other token or none) keeps full access.
+// Calling AddUser again with the same token replaces its verbs.
+func (s *Server) AddUser(tok string, verbs ...string) {
+	wp := weak.Make(s)
+	v, loaded := authzByServer.LoadOrStore(wp, &authzState{users: map[string]*user{}})
+	if !loaded {
+		runtime.AddCleanup(s, func(wp weak.Pointer[Server]) { authzByServer.Delete(wp) }, wp)
+	}
+	a := v.(*authzState)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	u := &user{
+		name:  fmt.Sprintf("system:serviceaccount:default:leasetest-user-%d", len(a.users)+1),
+		verbs: map[string]bool{},
+	}
+	if old := a.users[tok]; old != nil {
+		u.name = old.name
+	}
+	for _, verb := range verbs {
+		u.verbs[verb] = true
+	}
+	a.users[tok] = u
+}
+
+// userOf returns the restricted user r authenticates as, or nil for the
+// admin (the RequireToken token) and when r names no registered user.
+func (s *Server) userOf(r *http.Request) *user {
+	v, ok := authzByServer.Load(weak.Make(s))
+	if !ok {
+		return nil
+	}
+	parts := strings.SplitN(r.Header.Get("Authorization"), " ", 3)
+	if len(parts) < 2 || !strings.EqualFold(parts[0], "bearer") {
+		return nil
+	}
+	tok := parts[1]
+	s.mu.Lock()
+	admin := s.token
+	s.mu.Unlock()
+	if admin != "" && tok == admin {
+		return nil
+	}
+	a := v.(*authzState)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.users[tok]
+}
+
+// handleAuthz answers r as handle does, after authorizing a restricted
+// user: a verb it may not use gets 403 Forbidden; an allowed request is
+// then handled as the admin's would be.
+func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request, rt *route) {
+	u := s.userOf(r)
+	resource := rt.kind == routeItem || rt.kind == routeCollection || rt.kind == routeAll
+	if u == nil || !resource {
+		s.handle(w, r, rt)
+		return
+	}
+	if !u.verbs[rt.verb] && !u.verbs["*"] {
+		writeStatus(w, forbidden(u, rt))
+		return
+	}
+	s.mu.Lock()
+	admin := s.token
+	s.mu.Unlock()
+	if admin != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+admin)
+	}
+	s.handle(w, r, rt)
+}
+
+// forbidden is the 403 the RBAC authorizer's denial gives, worded as the
+// API server's authorization filter words it.
+func forbidden(u *user, rt *route) *apierrors.StatusError {
+	scope := fmt.Sprintf("in the namespace %q", rt.ns)
+	if rt.ns == "" {
+		scope = "at the cluster scope"
+	}
+	return apierrors.NewForbidden(leasesGR, rt.name, fmt.Errorf(
+		"User %q cannot %s resource %q in API group %q %s", u.name, rt.verb, leasesGR.Resource, group, scope))
+}
