@@ -154,7 +154,7 @@ func (c *contender) acquire(t *testing.T) lease.Token {
 // renewOnce steps c's clock to its next renewal and waits for it to succeed.
 func (c *contender) renewOnce(t *testing.T) {
 	t.Helper()
-	c.events.wait(t, "renew-wait")
+	c.events.waitArmed(t)
 	c.clk.Step(5 * time.Second)
 	c.events.wait(t, "renewed")
 }

@@ -50,7 +50,7 @@ func TestReleaseNeverDeletesAnotherHoldersLease(t *testing.T) {
 	e := newEnv(t)
 	a := e.newLease("pod-a")
 	a.acquire(t)
-	a.events.wait(t, "renew-wait")
+	a.events.waitArmed(t)
 	// pod-c took the lease (say a's renewals were late); a has not noticed.
 	require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) {
 		l.Spec.HolderIdentity = ptr("pod-c")
@@ -94,7 +94,7 @@ func TestReleaseAfterConflictLossDeletesNothing(t *testing.T) {
 	e := newEnv(t)
 	a := e.newLease("pod-a")
 	a.acquire(t)
-	a.events.wait(t, "renew-wait")
+	a.events.waitArmed(t)
 	require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) { l.Spec.HolderIdentity = ptr("pod-c") }))
 	a.clk.Step(5 * time.Second)
 	a.lost.wait(t)
@@ -108,7 +108,7 @@ func TestReleaseCancelsInFlightRenewal(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true})
-	a.events.wait(t, "renew-wait")
+	a.events.waitArmed(t)
 	arrived := e.srv.Received()
 	a.clk.Step(5 * time.Second)
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))

@@ -137,7 +137,7 @@ func TestRenewalLoss(t *testing.T) {
 			e := newEnv(t)
 			a := e.newLease("pod-a")
 			tok := a.acquire(t)
-			a.events.wait(t, "renew-wait")
+			a.events.waitArmed(t)
 			tc.change(e)
 			a.clk.Step(5 * time.Second)
 			le := a.lost.wait(t)
@@ -157,7 +157,7 @@ func TestRenewalDeadlineWhileRequestHangs(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true, Times: -1})
-	a.events.wait(t, "renew-wait")
+	a.events.waitArmed(t)
 	arrived := e.srv.Received()
 	a.clk.Step(5 * time.Second) // t=5s: the renewal PUT hangs
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
@@ -179,7 +179,7 @@ func TestRenewalAttemptTimeout(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true})
-	a.events.wait(t, "renew-wait")
+	a.events.waitArmed(t)
 	arrived := e.srv.Received()
 	a.clk.Step(5 * time.Second)
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
@@ -197,7 +197,7 @@ func TestRenewalDeadlineWrapsLastError(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Status: http.StatusServiceUnavailable, Times: -1})
-	a.events.wait(t, "renew-wait")
+	a.events.waitArmed(t)
 	a.clk.Step(5 * time.Second)
 	// Drive the retries on the fake clock until the deadline, without
 	// calling CheckAlive: the renewal goroutine ends the tenure itself.
@@ -223,7 +223,7 @@ func TestRenewalRecoversWithinDeadline(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Status: http.StatusInternalServerError, Times: 2})
-	a.events.wait(t, "renew-wait")
+	a.events.waitArmed(t)
 	a.clk.Step(5 * time.Second)
 	for range 2 {
 		a.events.wait(t, "renew-retry-wait")
@@ -249,7 +249,7 @@ func TestRenewalHonoursRetryAfter(t *testing.T) {
 			a := e.newLease("pod-a")
 			a.acquire(t)
 			e.srv.InjectFault(tc.f)
-			a.events.wait(t, "renew-wait")
+			a.events.waitArmed(t)
 			a.clk.Step(5 * time.Second)
 			assert.Equal(t, tc.want, a.events.wait(t, "renew-retry-wait"))
 		})
@@ -265,7 +265,7 @@ func TestRenewalNoOpAnswerDoesNotExtend(t *testing.T) {
 	require.NoError(t, err)
 	// A broken server answers every PUT with the object as it was.
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Status: 200, Body: raw, Times: -1})
-	a.events.wait(t, "renew-wait")
+	a.events.waitArmed(t)
 	a.clk.Step(5 * time.Second)
 	a.events.wait(t, "renew-retry-wait")
 	deadline := 15*time.Second - lease.Margin(15*time.Second)
@@ -282,7 +282,7 @@ func TestLateRenewalAnswerDoesNotRevive(t *testing.T) {
 	a.acquire(t)
 	gate := make(chan struct{})
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Gate: gate})
-	a.events.wait(t, "renew-wait")
+	a.events.waitArmed(t)
 	arrived := e.srv.Received()
 	a.clk.Step(5 * time.Second)
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
@@ -315,7 +315,7 @@ func TestWallClockStepBackIsHarmless(t *testing.T) {
 	lease.StepWall(a.KubernetesLease, -time.Hour)
 	assert.True(t, a.CheckAlive(), "a backward wall step does not end the tenure")
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true, Times: -1})
-	a.events.wait(t, "renew-wait")
+	a.events.waitArmed(t)
 	a.clk.Step(15 * time.Second) // no renewal can succeed
 	assert.False(t, a.CheckAlive(), "the monotonic deadline still holds")
 }
@@ -327,7 +327,7 @@ func TestTwoInstancesOneOwnerEndWithOneHolder(t *testing.T) {
 	a1.acquire(t)
 	a2.acquire(t) // "holder is Owner": takes over
 	assert.True(t, a1.CheckAlive() && a2.CheckAlive(), "both believe until a1's next renewal: why Owners must be unique")
-	a1.events.wait(t, "renew-wait")
+	a1.events.waitArmed(t)
 	a1.clk.Step(5 * time.Second)
 	le := a1.lost.wait(t)
 	assert.Equal(t, lease.LostConflict, le.Reason)

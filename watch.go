@@ -142,10 +142,13 @@ func (l *KubernetesLease) Wait(ctx context.Context) error {
 		default:
 		}
 	}
+	gone := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		l.watchForFree(wctx, obj.ResourceVersion, wake)
+		if l.watchForFree(wctx, obj.ResourceVersion, wake) {
+			close(gone)
+		}
 	}()
 	defer func() {
 		cancel()
@@ -161,6 +164,9 @@ func (l *KubernetesLease) Wait(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			return context.Cause(ctx)
+		case <-gone: // only a fresh read can tell
+			t.Stop()
+			return nil
 		case <-woke:
 			t.Stop()
 			l.mu.Lock()
@@ -195,9 +201,9 @@ func (l *KubernetesLease) untilExpiry() time.Duration {
 
 // watchForFree watches the Lease from rv, recording what it sees for the
 // expiry rules and calling wake on every change; a deletion is recorded as
-// "no record". It reconnects with backoff and gives up (waking the
-// caller) on a 410, since only a fresh read can tell.
-func (l *KubernetesLease) watchForFree(ctx context.Context, rv string, wake func()) {
+// "no record". It reconnects with backoff until ctx ends, and gives up,
+// returning true, on a 410, since only a fresh read can tell.
+func (l *KubernetesLease) watchForFree(ctx context.Context, rv string, wake func()) (gone bool) {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(100*time.Millisecond),
 		backoff.WithMaxInterval(l.s.RenewalInterval),
@@ -222,20 +228,20 @@ func (l *KubernetesLease) watchForFree(ctx context.Context, rv string, wake func
 			return true
 		})
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		if errors.Is(err, errWatchGone) {
-			wake()
-			return
+			return true
 		}
 		t := l.clock.NewTimer(b.NextBackOff())
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return false
 		case <-t.C():
 		}
 	}
+	return false
 }
 
 // holderWatch ends tenure t at once when a watch shows the Lease deleted
