@@ -166,7 +166,9 @@ func TestSingletonHandoffByWatch(t *testing.T) {
 	defer bcancel()
 	bdone := make(chan error, 1)
 	// An hour between polls: only the watch can wake b in time.
-	go func() { bdone <- lease.RunSingleton(bctx, b, work("b"), lease.SingletonOptions{RetryInterval: time.Hour}) }()
+	go func() {
+		bdone <- lease.RunSingleton(bctx, b, work("b"), lease.SingletonOptions{RetryInterval: time.Hour})
+	}()
 	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1))
 	acancel()
 	recv(t, adone, "a stops")
