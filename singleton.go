@@ -39,6 +39,14 @@ type Waker interface {
 	Wait(ctx context.Context) error
 }
 
+// HolderReporter is implemented by leases that can say who held the lease
+// when they last looked.
+type HolderReporter interface {
+	// LastSeenHolder returns the holderIdentity of the last record seen,
+	// "" when none.
+	LastSeenHolder() string
+}
+
 // SingletonOptions configure RunSingleton. The zero value uses the defaults.
 type SingletonOptions struct {
 	// RetryInterval is the wait between attempts while another process holds
@@ -61,6 +69,10 @@ type SingletonOptions struct {
 	// OnAttempt is called after each Acquire attempt that did not succeed,
 	// with its error (nil: another process holds the lease).
 	OnAttempt func(err error)
+	// OnNewHolder is called when a failed attempt finds another holder
+	// than the one seen before ("" when none was seen), for leases that
+	// report it (HolderReporter; KubernetesLease does).
+	OnNewHolder func(holder string)
 
 	// Clock drives the waits (nil: the real clock).
 	Clock clock.WithTicker
@@ -131,6 +143,7 @@ func newRunner(l Lease, work func(context.Context) error, o SingletonOptions) *r
 }
 
 func (r *runner) run(ctx context.Context) error {
+	lastHolder := ""
 	for {
 		tok, ok, err := r.acquire(ctx)
 		if ctx.Err() != nil {
@@ -139,6 +152,15 @@ func (r *runner) run(ctx context.Context) error {
 		if err != nil || !ok {
 			if r.o.OnAttempt != nil {
 				r.o.OnAttempt(err)
+			}
+			if hr, isHR := r.l.(HolderReporter); isHR && err == nil {
+				if h := hr.LastSeenHolder(); h != lastHolder {
+					lastHolder = h
+					r.log.Info("kubelease: new holder observed", "holder", h)
+					if r.o.OnNewHolder != nil {
+						r.o.OnNewHolder(h)
+					}
+				}
 			}
 			wait := r.o.RetryInterval
 			if err != nil {

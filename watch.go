@@ -301,3 +301,14 @@ func holderOf(typ string, obj *wire.Lease) string {
 	}
 	return obj.Spec.Holder()
 }
+
+// LastSeenHolder returns the holderIdentity of the last record this
+// instance read or watched, "" when none (it implements HolderReporter).
+func (l *KubernetesLease) LastSeenHolder() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seenObj == nil {
+		return ""
+	}
+	return l.seenObj.Spec.Holder()
+}
