@@ -161,6 +161,7 @@ func (s *sim) newContender(i int) *simContender {
 	}
 	l, err := lease.NewKubernetesLease(lease.Settings{
 		Name: "job", Owner: c.owner, Config: cfg, Clock: c.clk, TTL: s.cfg.ttl, MaxClockSkew: skew,
+		WatchWhileHolding: s.cfg.seed%3 == 0, // a third of the schedules watch while holding
 	})
 	if err != nil {
 		s.t.Fatal(err)

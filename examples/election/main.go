@@ -20,232 +20,73 @@
 //
 // It exits 0 when all of this happened, and 1 with a message when a step did
 // not happen in time. It takes about 8 seconds.
+//
+// # One replica against a real cluster
+//
+// Given any flag, the program is instead one replica of a leader election
+// on a real cluster (run it several times, or see examples/deploy for a
+// three-replica Deployment):
+//
+//	go run ./examples/election -kubeconfig ~/.kube/config -name election-demo
+//
+// It tries Acquire every 2 s until it holds the Lease, prints
+// "leading as <id>, token <token>" when it does, prints the reason when it
+// loses the lease (and contends again), and on SIGTERM or SIGINT (or when
+// -duration has passed) calls Release, bounded to a few seconds, so a peer
+// takes over at its next attempt instead of waiting for the TTL. Every line
+// starts with a UTC timestamp and the replica's id. It exits 0 after a clean
+// shutdown, 1 if it was leading and the Release failed, 2 on bad flags or
+// configuration.
+//
+// Flags:
+//
+//	-kubeconfig PATH   kubeconfig file(s); default: $KUBECONFIG if set, else
+//	                   in-cluster when $KUBERNETES_SERVICE_HOST is set, else
+//	                   ~/.kube/config
+//	-context NAME      kubeconfig context (default: the current context)
+//	-namespace NS      namespace of the Lease (default: the context's or the
+//	                   pod's namespace, else "default")
+//	-name NAME         Lease name (default "election-demo")
+//	-id ID             this replica's Owner; "-" and 6 random hex digits are
+//	                   appended (a new suffix per process start, so a
+//	                   restarted pod never shares an Owner with its previous
+//	                   self), unless -exact-id is given. Default: the host
+//	                   name (the pod name in a pod) plus the suffix.
+//	-exact-id          use -id as it is; it must then be unique per process
+//	-ttl D             lease TTL (default 15s)
+//	-duration D        release and exit after D (default 0: run until a
+//	                   signal)
+//
+// With no flag at all it always runs the in-process demo above, even inside
+// a pod: pass at least one flag (e.g. -name) for the real mode.
 package main
 
 import (
-	"context"
-	"errors"
+	"flag"
 	"fmt"
-	"net/http"
 	"os"
-	"sync/atomic"
 	"time"
-
-	"github.com/kubelease/lease"
-	"github.com/kubelease/lease/leasetest"
 )
-
-const (
-	leaseName   = "election-demo"
-	ttl         = 3 * time.Second
-	retryEvery  = 500 * time.Millisecond // how often a replica tries Acquire
-	stepTimeout = 10 * time.Second       // bound on every wait in this demo
-)
-
-var start = time.Now()
-
-// say prints one line prefixed with the time elapsed since the start.
-func say(format string, args ...any) {
-	fmt.Printf("%6.2fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
-}
-
-func fail(format string, args ...any) {
-	say("FAILED: "+format, args...)
-	os.Exit(1)
-}
-
-// event is something a replica reports to main: it acquired the lease
-// (lost == nil), or it lost it (lost != nil).
-type event struct {
-	r     *replica
-	token lease.Token
-	lost  *lease.LostError
-}
-
-// replica is one process contending for the lease.
-type replica struct {
-	name  string
-	owner string
-	l     *lease.KubernetesLease
-	net   *partition
-	stop  context.CancelFunc // stops contending; does not release
-	done  chan struct{}      // closed when the contend loop has returned
-}
-
-// partition is an http.RoundTripper that can be switched to fail every
-// request, as a crash or a network partition would look to the API server.
-type partition struct {
-	base http.RoundTripper
-	cut  atomic.Bool
-}
-
-func (p *partition) RoundTrip(req *http.Request) (*http.Response, error) {
-	if p.cut.Load() {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, errors.New("simulated network partition")
-	}
-	return p.base.RoundTrip(req)
-}
-
-// apiServer returns the Config of the API server the replicas talk to and a
-// function that shuts it down. Today it is always an in-process fake; a
-// -kubeconfig flag would return lease.LoadKubeconfig(path, "") here (and
-// the partition below would then need a TLS-aware base transport).
-func apiServer() (*lease.Config, func(), error) {
-	srv := leasetest.NewServer()
-	return srv.Config(), srv.Close, nil
-}
-
-// newReplica makes a replica with its own HTTP client, so that its traffic
-// alone can be cut off.
-func newReplica(name string, base *lease.Config, events chan<- event) (*replica, error) {
-	cfg := *base
-	p := &partition{base: http.DefaultTransport.(*http.Transport).Clone()}
-	cfg.HTTPClient = &http.Client{Transport: p}
-	owner := name + "-" + randomSuffix() // unique per process start
-	l, err := lease.NewKubernetesLease(lease.Settings{
-		Name:   leaseName,
-		Owner:  owner,
-		TTL:    ttl,
-		Config: &cfg,
-	})
-	if err != nil {
-		return nil, err
-	}
-	r := &replica{name: name, owner: owner, l: l, net: p, done: make(chan struct{})}
-	l.OnLost(func(reason error) {
-		var lost *lease.LostError
-		errors.As(reason, &lost)
-		events <- event{r: r, lost: lost}
-	})
-	return r, nil
-}
-
-// contend tries to acquire the lease every retryEvery until stopped.
-func (r *replica) contend(events chan<- event) {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stop = cancel
-	go func() {
-		defer close(r.done)
-		tick := time.NewTicker(retryEvery)
-		defer tick.Stop()
-		for {
-			if !r.l.CheckAlive() {
-				tok, ok, err := r.l.AcquireWithToken(ctx)
-				switch {
-				case ctx.Err() != nil:
-				case err != nil:
-					say("%s: acquire failed: %v", r.name, err)
-				case ok:
-					events <- event{r: r, token: tok}
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-}
-
-// await returns the next event that want accepts, printing the others; it
-// fails the demo after stepTimeout.
-func await(events <-chan event, what string, want func(event) bool) event {
-	timeout := time.After(stepTimeout)
-	for {
-		select {
-		case e := <-events:
-			if want(e) {
-				return e
-			}
-			report(e)
-		case <-timeout:
-			fail("%s did not happen within %v", what, stepTimeout)
-		}
-	}
-}
-
-func report(e event) {
-	if e.lost != nil {
-		say("%s lost the lease: reason %q (%v)", e.r.name, e.lost.Reason, e.lost)
-		return
-	}
-	say("%s acquired the lease as %s, token %s", e.r.name, e.r.owner, e.token)
-}
-
-func acquired(e event) bool { return e.lost == nil }
 
 func main() {
-	cfg, shutdown, err := apiServer()
-	if err != nil {
-		fail("%v", err)
+	var o options
+	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file(s) (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)")
+	flag.StringVar(&o.context, "context", "", "kubeconfig context (default: the current context)")
+	flag.StringVar(&o.namespace, "namespace", "", "namespace of the Lease (default: the context's or pod's namespace, else \"default\")")
+	flag.StringVar(&o.name, "name", leaseName, "name of the Lease")
+	flag.StringVar(&o.id, "id", "", "Owner of this replica; -<6 random hex> is appended unless -exact-id (default: host name)")
+	flag.BoolVar(&o.exactID, "exact-id", false, "use -id as given, without a random suffix")
+	flag.DurationVar(&o.ttl, "ttl", 15*time.Second, "lease TTL")
+	flag.DurationVar(&o.duration, "duration", 0, "release and exit after this long (0: run until SIGTERM/SIGINT)")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "election: unexpected arguments %q\n", flag.Args())
+		flag.Usage()
+		os.Exit(2)
 	}
-	defer shutdown()
-	events := make(chan event, 64)
-	var replicas []*replica
-	for i := 1; i <= 3; i++ {
-		r, err := newReplica(fmt.Sprintf("replica-%d", i), cfg, events)
-		if err != nil {
-			fail("%v", err)
-		}
-		replicas = append(replicas, r)
+	if flag.NFlag() == 0 {
+		runDemo()
+		return
 	}
-	say("3 replicas contend for Lease %q (TTL %v, renewed every %v)", leaseName, ttl, ttl/3)
-	for _, r := range replicas {
-		r.contend(events)
-	}
-
-	// 1. Someone wins.
-	first := await(events, "a first acquire", acquired)
-	report(first)
-	time.Sleep(time.Second)
-
-	// 2. The holder crashes: no Release, no more renewals.
-	say("%s crashes (network cut off, no Release)", first.r.name)
-	crashed := time.Now()
-	first.r.net.cut.Store(true)
-	first.r.stop()
-	report(await(events, "the crashed holder's loss", func(e event) bool { return e.r == first.r && e.lost != nil }))
-	second := await(events, "a takeover", acquired)
-	report(second)
-	cmp, err := second.token.Compare(first.token)
-	if err != nil || cmp <= 0 {
-		fail("new token %s does not compare greater than %s (%d, %v)", second.token, first.token, cmp, err)
-	}
-	say("takeover %d ms after the crash; new token %s vs old %s: Compare = %+d", time.Since(crashed).Milliseconds(), second.token, first.token, cmp)
-	time.Sleep(time.Second)
-
-	// 3. Graceful handoff: the holder steps down and releases.
-	say("%s steps down and calls Release", second.r.name)
-	second.r.stop()
-	<-second.r.done
-	released := time.Now()
-	if err := second.r.l.Release(context.Background()); err != nil {
-		fail("release: %v", err)
-	}
-	third := await(events, "a handoff", acquired)
-	report(third)
-	cmp, err = third.token.Compare(second.token)
-	if err != nil || cmp <= 0 {
-		fail("new token %s does not compare greater than %s (%d, %v)", third.token, second.token, cmp, err)
-	}
-	say("handoff %d ms after Release (at most one %v retry interval, no TTL wait); Compare = %+d",
-		time.Since(released).Milliseconds(), retryEvery, cmp)
-
-	// 4. Shut down: stop contending, release, close the server.
-	first.r.net.cut.Store(false)
-	for _, r := range replicas {
-		r.stop()
-		<-r.done
-		if err := r.l.Release(context.Background()); err != nil {
-			fail("%s: release: %v", r.name, err)
-		}
-	}
-	for len(events) > 0 {
-		report(<-events)
-	}
-	say("all replicas stopped and released; done")
+	os.Exit(runReal(o))
 }
