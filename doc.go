@@ -111,6 +111,17 @@
 // *LostError that says why (LostConflict, LostDeleted, LostDeadline) and which
 // tenure (its Token) ended.
 //
+// # Running work
+//
+// RunSingleton runs a function only while the lease is held: its context is
+// cancelled, with the *LostError as cause, the moment the lease is lost, and
+// the lease is released only after the function has returned. While another
+// process holds the lease, KubernetesLease.Wait watches it, so a Release
+// wakes contenders within a round trip instead of a polling interval.
+// Settings.WatchWhileHolding makes the holder watch too, ending its tenure at
+// once when a third party deletes or takes the Lease. An Observer receives
+// metrics events; HealthCheck reports a holder whose renewals have stopped.
+//
 // # Namespace
 //
 // The Lease lives in Settings.Namespace, else the Config's namespace (from the
