@@ -204,12 +204,7 @@ func (l *KubernetesLease) untilExpiry() time.Duration {
 // "no record". It reconnects with backoff until ctx ends, and gives up,
 // returning true, on a 410, since only a fresh read can tell.
 func (l *KubernetesLease) watchForFree(ctx context.Context, rv string, wake func()) (gone bool) {
-	b := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(l.s.RenewalInterval),
-		backoff.WithMaxElapsedTime(0),
-		backoff.WithClockProvider(passiveClock{l}),
-	)
+	b := l.watchBackoff()
 	for ctx.Err() == nil {
 		err := l.watch(ctx, rv, func(typ string, obj *wire.Lease) bool {
 			rv = obj.ResourceVersion
@@ -233,12 +228,8 @@ func (l *KubernetesLease) watchForFree(ctx context.Context, rv string, wake func
 		if errors.Is(err, errWatchGone) {
 			return true
 		}
-		t := l.clock.NewTimer(b.NextBackOff())
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !l.pause(ctx, b.NextBackOff()) {
 			return false
-		case <-t.C():
 		}
 	}
 	return false
@@ -249,12 +240,7 @@ func (l *KubernetesLease) watchForFree(ctx context.Context, rv string, wake func
 // instead of at the next renewal. It reconnects with backoff; our own
 // renewals are recognised by holder and nonce.
 func (l *KubernetesLease) holderWatch(ctx context.Context, t *tenure) {
-	b := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(l.s.RenewalInterval),
-		backoff.WithMaxElapsedTime(0),
-		backoff.WithClockProvider(passiveClock{l}),
-	)
+	b := l.watchBackoff()
 	l.mu.Lock()
 	rv, uid := t.obj.ResourceVersion, t.obj.UID
 	l.mu.Unlock()
@@ -285,13 +271,32 @@ func (l *KubernetesLease) holderWatch(ctx context.Context, t *tenure) {
 		if errors.Is(err, errWatchGone) {
 			rv = "" // start over from the current object (a synthetic ADDED)
 		}
-		tm := l.clock.NewTimer(b.NextBackOff())
-		select {
-		case <-ctx.Done():
-			tm.Stop()
+		if !l.pause(ctx, b.NextBackOff()) {
 			return
-		case <-tm.C():
 		}
+	}
+}
+
+// watchBackoff paces watch reconnections: from 100 ms, jittered, up to the
+// renewal interval.
+func (l *KubernetesLease) watchBackoff() *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(l.s.RenewalInterval),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithClockProvider(passiveClock{l}),
+	)
+}
+
+// pause waits d on the lease's clock; it reports false when ctx ends first.
+func (l *KubernetesLease) pause(ctx context.Context, d time.Duration) bool {
+	t := l.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
 	}
 }
 
