@@ -4,22 +4,26 @@
 //
 // It starts an in-process fake Kubernetes API server (leasetest.NewServer)
 // and three replicas that contend for one coordination.k8s.io/v1 Lease, each
-// a lease.KubernetesLease on the real clock with a 3 s TTL. Every replica
-// tries Acquire every 500 ms until it holds the lease. The demo then shows,
-// with the elapsed time on every line:
+// a lease.KubernetesLease on the real clock with a 3 s TTL running
+// lease.RunSingleton on its own goroutine. A replica that does not hold the
+// lease waits in RunSingleton on a watch of the Lease (the lease's Waker),
+// not on a poll. The demo then shows, with the elapsed time on every line:
 //
 //  1. which replica holds the lease, and its fencing token;
 //  2. a crash: the holder is cut off from the API server (every request it
-//     makes fails) and stops contending, without a Release. It loses the
-//     lease by deadline (its OnLost handler says so) before another replica,
-//     once the record has expired, takes over with a larger token;
-//  3. a graceful handoff: the new holder calls Release, which deletes the
-//     Lease, so the last replica acquires at its next attempt instead of
-//     waiting for the TTL to run out;
+//     makes fails), without a Release. When its deadline passes its work's
+//     context is cancelled, with the *lease.LostError as its cause, and
+//     another replica, once the record has expired, takes over with a
+//     larger token;
+//  3. a graceful handoff: the new holder's work returns, so RunSingleton
+//     releases (deletes) the Lease; the watch of the last replica sees it
+//     and its work starts within milliseconds, instead of after the TTL;
 //  4. a clean shutdown.
 //
-// It exits 0 when all of this happened, and 1 with a message when a step did
-// not happen in time. It takes about 8 seconds.
+// A replica leads at most once in the demo: after a crash or a step-down it
+// does not contend again. The program exits 0 when all of this happened,
+// and 1 with a message when a step did not happen within 10 s. It takes
+// about 5 seconds.
 //
 // # One replica against a real cluster
 //
@@ -29,14 +33,16 @@
 //
 //	go run ./examples/election -kubeconfig ~/.kube/config -name election-demo
 //
-// It tries Acquire every 2 s until it holds the Lease, prints
-// "leading as <id>, token <token>" when it does, prints the reason when it
-// loses the lease (and contends again), and on SIGTERM or SIGINT (or when
-// -duration has passed) calls Release, bounded to a few seconds, so a peer
-// takes over at its next attempt instead of waiting for the TTL. Every line
-// starts with a UTC timestamp and the replica's id. It exits 0 after a clean
-// shutdown, 1 if it was leading and the Release failed, 2 on bad flags or
-// configuration.
+// It runs lease.RunSingleton, which tries Acquire every 2 s (or as soon as
+// a watch shows the Lease free) until it holds the Lease, and prints
+// "leading as <id>, token <token>" when it does, "stopped: <reason>" when it
+// loses the lease (and contends again) or shuts down, and "new holder
+// observed: <id>" when another replica takes the lease. On SIGTERM or SIGINT
+// (or when -duration has passed) RunSingleton stops the work and calls
+// Release (bounded to min(TTL, 10 s)), so a standby takes over at once
+// instead of waiting for the TTL. Every line starts with a UTC timestamp and
+// the replica's id. It exits 0 after a clean shutdown, 1 if it was leading
+// and the Release failed, 2 on bad flags or configuration.
 //
 // Flags:
 //

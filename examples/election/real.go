@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -20,10 +21,9 @@ type options struct {
 	ttl, duration                            time.Duration
 }
 
-const (
-	contendEvery   = 2 * time.Second // how often a standby tries Acquire
-	releaseTimeout = 5 * time.Second // bound on Release at shutdown
-)
+// contendEvery is RunSingleton's RetryInterval: how often a standby tries
+// Acquire, unless the watch of its lease shows sooner that the lease is free.
+const contendEvery = 2 * time.Second
 
 // printer prints timestamped lines naming the replica, so that the logs of
 // several replicas can be merged and read as one story.
@@ -68,65 +68,92 @@ func runReal(o options) int {
 	if ns == "" {
 		ns = "default"
 	}
-	p.printf("contending for Lease %s/%s on %s (config: %s), TTL %v, trying every %v", ns, o.name, cfg.Host, source, o.ttl, contendEvery)
+	p.printf("contending for Lease %s/%s on %s (config: %s), TTL %v, trying every %v or as soon as a watch shows it free", ns, o.name, cfg.Host, source, o.ttl, contendEvery)
 
-	ctx, why := shutdownContext(o.duration)
-
-	lost := make(chan struct{}, 1)
-	l.OnLost(func(reason error) {
-		var le *lease.LostError
-		if errors.As(reason, &le) {
-			msg := fmt.Sprintf("LOST the lease (token %s): reason %s", le.Token, le.Reason)
-			if le.Holder != "" {
-				msg += fmt.Sprintf(", holder now %s", le.Holder)
+	ctx := shutdownContext(o.duration)
+	// Set by the callbacks, which run on this goroutine.
+	leading := false
+	var stopping time.Time // when work stopped at shutdown, just before Release
+	lastErr := ""          // the last Acquire error printed, printed again only when it changes
+	opts := lease.SingletonOptions{
+		RetryInterval: contendEvery,
+		OnStarted: func(tok lease.Token) {
+			leading, lastErr = true, ""
+			p.printf("leading as %s, token %s", owner, tok)
+		},
+		OnStopped: func(tok lease.Token, reason error) {
+			var le *lease.LostError
+			if errors.As(reason, &le) {
+				leading = false
+				p.printf("stopped: %s; contending again", describeLoss(le))
+				return
 			}
-			if le.Err != nil {
-				msg += fmt.Sprintf(", last error: %v", le.Err)
+			stopping = time.Now()
+			p.printf("stopped: %v; releasing the lease", reason)
+		},
+		OnAttempt: func(err error) {
+			msg := ""
+			if err != nil {
+				msg = err.Error()
 			}
-			p.printf("%s; stopped leading, contending again", msg)
-		} else {
-			p.printf("LOST the lease: %v; stopped leading, contending again", reason)
-		}
-		select {
-		case lost <- struct{}{}:
-		default:
-		}
-	})
-
-	tick := time.NewTicker(contendEvery)
-	defer tick.Stop()
-	lastNote := "" // the last standby message, printed again only when it changes
-	for {
-		if !l.CheckAlive() {
-			tok, ok, err := l.AcquireWithToken(ctx)
-			note := ""
-			switch {
-			case ctx.Err() != nil: // shutting down
-			case err != nil:
-				note = fmt.Sprintf("acquire failed: %v (retrying every %v)", err, contendEvery)
-			case ok:
-				p.printf("leading as %s, token %s", owner, tok)
-			default:
-				note = "standing by: the lease is held by another replica"
+			if msg != "" && msg != lastErr {
+				p.printf("acquire failed: %s (retrying with backoff)", msg)
 			}
-			if note != "" && note != lastNote {
-				p.printf("%s", note)
-			}
-			lastNote = note
-		}
-		select {
-		case <-ctx.Done():
-			return shutdown(p, l, why())
-		case <-tick.C:
-		case <-lost: // contend again at once
-		}
+			lastErr = msg
+		},
+		OnNewHolder: func(holder string) { p.printf("new holder observed: %q", holder) },
 	}
+	// The work of this demo is only to lead until told to stop; RunSingleton
+	// cancels its context on a loss or when ctx ends.
+	work := func(ctx context.Context) error {
+		<-ctx.Done()
+		return nil
+	}
+	err = lease.RunSingleton(ctx, l, work, opts)
+	cause := context.Cause(ctx)
+	if err = besides(err, cause); err != nil {
+		// A failed Release (or work that did not stop, which leaves the
+		// lease unreleased).
+		p.printf("release FAILED: %v; peers take over once the lease expires", err)
+		return 1
+	}
+	if leading {
+		p.printf("released the lease in %d ms: a standby can take over at once", time.Since(stopping).Milliseconds())
+	} else {
+		p.printf("shutting down (%v): not leading", cause)
+	}
+	p.printf("exiting")
+	return 0
+}
+
+// describeLoss says why a tenure ended.
+func describeLoss(le *lease.LostError) string {
+	msg := fmt.Sprintf("LOST the lease (token %s): reason %s", le.Token, le.Reason)
+	if le.Holder != "" {
+		msg += fmt.Sprintf(", holder now %s", le.Holder)
+	}
+	if le.Err != nil {
+		msg += fmt.Sprintf(", last error: %v", le.Err)
+	}
+	return msg
+}
+
+// besides returns err without cause, which RunSingleton returns, joined with
+// the Release's error if any, when its context ends: nil when err is only
+// cause.
+func besides(err, cause error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	errs = slices.DeleteFunc(errs, func(e error) bool { return e == cause })
+	return errors.Join(errs...)
 }
 
 // shutdownContext returns a context that ends on SIGTERM or SIGINT, or
-// after d when d > 0, and a function that says which happened. After the
-// first signal, a second one kills the process as usual.
-func shutdownContext(d time.Duration) (context.Context, func() string) {
+// after d when d > 0, with a cause that says which. After the first signal,
+// a second one kills the process as usual.
+func shutdownContext(d time.Duration) context.Context {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
@@ -138,37 +165,7 @@ func shutdownContext(d time.Duration) (context.Context, func() string) {
 	if d > 0 {
 		time.AfterFunc(d, func() { cancel(fmt.Errorf("-duration %v has passed", d)) })
 	}
-	return ctx, func() string { return context.Cause(ctx).Error() }
-}
-
-// shutdown releases the lease, bounded by releaseTimeout, and returns the
-// exit code: 1 only when the lease was held and the Release failed.
-func shutdown(p printer, l *lease.KubernetesLease, why string) int {
-	held := l.CheckAlive()
-	if held {
-		p.printf("shutting down (%s): releasing the lease", why)
-	} else {
-		p.printf("shutting down (%s): not leading", why)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
-	defer cancel()
-	began := time.Now()
-	if err := l.Release(ctx); err != nil {
-		if !held {
-			// After a loss by deadline, Release still deletes the record if
-			// it names us; failing that is no handoff lost.
-			p.printf("could not clean up the lease record after %d ms: %v", time.Since(began).Milliseconds(), err)
-			p.printf("exiting")
-			return 0
-		}
-		p.printf("release FAILED after %d ms: %v; peers take over once the lease expires", time.Since(began).Milliseconds(), err)
-		return 1
-	}
-	if held {
-		p.printf("released the lease in %d ms: a standby can take over at its next attempt", time.Since(began).Milliseconds())
-	}
-	p.printf("exiting")
-	return 0
+	return ctx
 }
 
 // ownerID returns the Owner of this process: id (the host name if empty)
