@@ -38,7 +38,8 @@ type ConformanceBackend struct {
 // LabelEditNotLoss, UnmodelledFieldsSurvive, CompetitorTakeoverConflict,
 // DeleteLost, SameOwnerTwoInstances, DeadlineLossReleaseFrees,
 // ReleaseThenPeerAcquires, ReleaseNeverDeletesOthers, TokensIncrease,
-// MicroTimeRoundTrip, NoAccess403 and MissingNamespace404. Each scenario
+// MicroTimeRoundTrip, NoAccess403, MissingNamespace404, ReleaseWakesWaiter
+// and HolderWatchSeesDelete (the last two need watch). Each scenario
 // calls b.Config (and NoAccess403 b.NoAccess) on its own goroutine, uses a
 // lease name of its own ("conf-<scenario>-<random>"), releases every lease
 // it made and deletes every object it created.
@@ -93,6 +94,8 @@ var scenarios = []scenarioFunc{
 	{"MicroTimeRoundTrip", scMicroTimeRoundTrip},
 	{"NoAccess403", scNoAccess403},
 	{"MissingNamespace404", scMissingNamespace404},
+	{"ReleaseWakesWaiter", scReleaseWakesWaiter},
+	{"HolderWatchSeesDelete", scHolderWatchSeesDelete},
 }
 
 // Timing of the suite's leases and waits.
