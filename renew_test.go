@@ -84,6 +84,7 @@ func TestRenewalKeepsOthersFields(t *testing.T) {
 		"strategy":        json.RawMessage(`"OldestEmulationVersion"`),
 		"preferredHolder": json.RawMessage(`"pod-z"`),
 	}
+	e.srv.EnableCoordinatedLeaderElection() // or the server drops strategy and preferredHolder
 	require.NoError(t, e.srv.Put(rec))
 	a := e.newLease("pod-a")
 	a.acquire(t)

@@ -59,6 +59,11 @@ type Server struct {
 	changes    []change
 	changed    chan struct{}
 
+	// cle is the CoordinatedLeaderElection feature gate: off (as on a
+	// default kube-apiserver 1.37), spec.strategy and spec.preferredHolder
+	// are dropped on create, and on update unless the stored object has them.
+	cle bool
+
 	faults []*faultState
 	unhang chan struct{}
 	paused chan struct{}
@@ -150,6 +155,16 @@ func (s *Server) RequireToken(tok string) {
 	s.mu.Lock()
 	s.token = tok
 	s.mu.Unlock()
+}
+
+// EnableCoordinatedLeaderElection turns on the CoordinatedLeaderElection
+// feature gate: spec.strategy and spec.preferredHolder are then stored. With
+// it off, the default as on a real kube-apiserver 1.37, the server silently
+// drops them on create, and on update unless the stored object has them.
+func (s *Server) EnableCoordinatedLeaderElection() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cle = true
 }
 
 // AddNamespace makes namespace ns exist. The namespaces default,

@@ -123,6 +123,7 @@ func (s *Server) createLocked(l *wire.Lease, admin bool) (*wire.Lease, *apierror
 	if !s.namespaces[l.Namespace] {
 		return nil, apierrors.NewNotFound(namespacesGR, l.Namespace)
 	}
+	s.dropDisabledFieldsLocked(l, nil)
 	generated := false
 	if l.Name == "" && l.GenerateName != "" {
 		l.Name = generateName(l.GenerateName)
@@ -208,6 +209,7 @@ func (s *Server) updateLocked(l *wire.Lease) (*wire.Lease, bool, *apierrors.Stat
 // it keeps the fields a client cannot change, validates, and stores l under
 // a new resourceVersion unless nothing changed.
 func (s *Server) applyUpdateLocked(old, l *wire.Lease) (*wire.Lease, *apierrors.StatusError) {
+	s.dropDisabledFieldsLocked(l, old)
 	if l.UID == "" {
 		l.UID = old.UID
 	}
@@ -313,4 +315,16 @@ func (s *Server) deleteLocked(ns, name string, pre *metav1.Preconditions) (*meta
 			Name: name, Group: group, Kind: leasesGR.Resource, UID: old.UID,
 		},
 	}, nil, nil
+}
+
+// dropDisabledFieldsLocked drops spec.strategy and spec.preferredHolder
+// from l while the CoordinatedLeaderElection gate is off, unless old (the
+// stored object of an update) already uses them, as the API server's
+// dropDisabledFields does.
+func (s *Server) dropDisabledFieldsLocked(l, old *wire.Lease) {
+	if s.cle || (old != nil && (old.Spec.Unknown["strategy"] != nil || old.Spec.Unknown["preferredHolder"] != nil)) {
+		return
+	}
+	delete(l.Spec.Unknown, "strategy")
+	delete(l.Spec.Unknown, "preferredHolder")
 }

@@ -34,6 +34,7 @@ type testClient struct {
 func newTestServer(t *testing.T) (*Server, *testClient) {
 	t.Helper()
 	s := NewServer()
+	s.EnableCoordinatedLeaderElection() // the spec fields under test; the default is tested on its own
 	tr := &http.Transport{}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()

@@ -362,3 +362,33 @@ func TestServerUnknownFields(t *testing.T) {
 	require.Equal(t, http.StatusCreated, r.code, "body: %s", r.body)
 	assert.Empty(t, r.header.Values("Warning"))
 }
+
+// With the CoordinatedLeaderElection gate off (the default, as on a real
+// kube-apiserver 1.37), strategy and preferredHolder are dropped silently on
+// create, and on update when the stored object does not have them.
+func TestServerDropsGatedSpecFieldsByDefault(t *testing.T) {
+	s := NewServer()
+	tr := &http.Transport{}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		s.Close()
+	})
+	c := &testClient{t: t, hc: &http.Client{Transport: tr}, base: s.URL}
+	sp := validSpec()
+	sp["strategy"] = "OldestEmulationVersion"
+	sp["preferredHolder"] = "b"
+	r := c.must(http.MethodPost, wire.Path("default", ""), leaseBody("x", sp))
+	if r.code != http.StatusCreated {
+		t.Fatalf("create: got %d, want 201", r.code)
+	}
+	got, ok := s.Get("default", "x")
+	if !ok {
+		t.Fatal("created lease is absent")
+	}
+	if len(got.Spec.Unknown) != 0 {
+		t.Errorf("stored gated spec fields: got %v, want none", got.Spec.Unknown)
+	}
+	if w := r.header.Values("Warning"); len(w) != 0 {
+		t.Errorf("warnings: got %q, want none (the real server drops them silently)", w)
+	}
+}
