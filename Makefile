@@ -42,3 +42,9 @@ fuzz:
 # on 127.0.0.1, and runs the conformance suite and the real-server tests.
 e2e:
 	cd e2e && $(GO) test -count=1 -timeout 40m ./...
+
+# Side by side with client-go's leader election, on the fake and on a real
+# kube-apiserver: rewrites BENCHMARKS.md, docs/latency.png and
+# bench/results.json (about 15 minutes; not part of CI).
+bench:
+	bash bench/run.sh

@@ -1,0 +1,31 @@
+// Package bench measures kubelease side by side with client-go's
+// tools/leaderelection, both at a 15 s lease duration, against the same
+// API server: the leasetest fake (run in a child process, over TLS and
+// HTTP/2 like a real server) and a real kube-apiserver v1.37.2 with etcd
+// (github.com/kubelease/lease/e2e/cluster).
+//
+// What it measures, for each library (see the Run* functions):
+//
+//   - RunSteady: API requests per held lease per minute in steady state, by
+//     verb, for holders and for one standby per lease;
+//   - RunHandoff: graceful handoff latency, from the holder stepping down
+//     (its context cancelled: kubelease's RunSingleton then releases,
+//     client-go releases with ReleaseOnCancel) to the peer's work starting;
+//   - RunFailover: crash failover latency, from the holder's transport being
+//     cut (it can neither renew nor release) to the peer's work starting,
+//     with the peer running all along or started after the crash;
+//   - BenchRenew*: CPU time and allocations per renewal (testing.B);
+//   - RunScale: memory and goroutines per held lease with 1,000 and 10,000
+//     leases in one process, and spurious losses while holding them;
+//   - RunContention: N contenders starting together on one absent Lease:
+//     time to the first holder, requests and 409s until every contender
+//     knows the holder.
+//
+// cmd/bench runs everything and writes BENCHMARKS.md and docs/latency.png;
+// bench_test.go exposes the per-renewal benchmarks to `go test -bench`.
+//
+// Processes: the fake API server and each scale run are separate
+// processes (this binary re-executed with KUBELEASE_BENCH_CHILD set, see
+// ChildMain), so that the memory, goroutines, CPU time and allocations
+// measured are the client's alone.
+package bench
