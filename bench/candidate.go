@@ -157,6 +157,9 @@ func (c *Candidate) Start() {
 // (kubelease's RunSingleton then stops work and releases; client-go
 // releases with ReleaseOnCancel) and waits until it has returned.
 func (c *Candidate) Stop() {
+	if c.cancel == nil {
+		return // never started
+	}
 	c.once.Do(c.cancel)
 	<-c.done
 }

@@ -24,17 +24,17 @@ type SteadyGroup struct {
 	Changes int `json:"changes"`
 }
 
-// PerLeaseMinute is n requests per lease per minute.
-func (r SteadyResult) PerLeaseMinute(n int) float64 {
-	return float64(n) / float64(r.Leases) / r.Window.Minutes()
-}
-
 // SteadyResult is the outcome of RunSteady on one backend.
 type SteadyResult struct {
 	Backend string        `json:"backend"`
 	Leases  int           `json:"leases"`
 	Window  time.Duration `json:"window"`
 	Groups  []SteadyGroup `json:"groups"`
+}
+
+// PerLeaseMinute is n requests per lease per minute.
+func (r SteadyResult) PerLeaseMinute(n int) float64 {
+	return float64(n) / float64(r.Leases) / r.Window.Minutes()
 }
 
 // steadyVariant is one group's setup.

@@ -31,14 +31,14 @@ import (
 
 // params size a run.
 type params struct {
-	steadyLeases       int
-	steadyWarm, window time.Duration
-	handoffPairs, each int
-	failoverTrials     int
-	contenders         []int
-	contentionTrials   int
+	steadyLeases       int           // Leases per library in the steady state
+	steadyWarm, window time.Duration // its warm-up and counting window
+	handoffPairs, each int           // Leases at once, handoffs on each
+	failoverTrials     int           // crash trials per variant, all at once
+	contenders         []int         // contention sizes
+	contentionTrials   int           // trials per size and library
 	scale              []bench.ScaleParams
-	benchtime          string
+	benchtime          string // -test.benchtime of the per-renewal benchmarks
 }
 
 func fullParams() params {
