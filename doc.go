@@ -113,9 +113,17 @@
 //
 // # Running work
 //
-// RunSingleton runs a function only while the lease is held: its context is
-// cancelled, with the *LostError as cause, the moment the lease is lost, and
-// the lease is released only after the function has returned. While another
+// RunSingleton runs a function only while the lease is held, and at most one
+// at a time per lease instance (a second call on a busy instance returns
+// ErrBusy). Its context is cancelled when the tenure ends: with the
+// *LostError as cause when OnLost reports a loss, at most 250 ms of awake time
+// after CheckAlive turned false when no timer saw it (a system suspend, a
+// forward wall-clock step), and before a Release made elsewhere ends the
+// tenure (that Release waits for the function to return). The lease is
+// released only after the function has returned, and RunSingleton never
+// returns holding a tenure it started (except ErrWorkDidNotStop). A loss can
+// let a peer start while the function winds down: fence side effects with
+// the token. While another
 // process holds the lease, KubernetesLease.Wait watches it, so a Release
 // wakes contenders within a round trip instead of a polling interval.
 // Settings.WatchWhileHolding makes the holder watch too, ending its tenure at

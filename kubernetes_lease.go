@@ -60,6 +60,7 @@ type KubernetesLease struct {
 
 	mu       sync.Mutex // guards the fields below and every *tenure's fields
 	handlers map[uint64]func(error)
+	hooks    map[uint64]func() error // BeforeRelease hooks
 	nextID   uint64
 	ten      *tenure      // the current or the last tenure; nil before the first
 	seen     *observation // the last record seen, for expiry rule (a)
@@ -127,6 +128,7 @@ func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 		nonce:    hex.EncodeToString(nb[:]),
 		path:     wire.Path(r.namespace, r.Name),
 		handlers: map[uint64]func(error){},
+		hooks:    map[uint64]func() error{},
 		op:       make(chan struct{}, 1),
 	}
 	l.log = r.Logger.With("lease", r.namespace+"/"+r.Name, "owner", r.Owner)
@@ -328,6 +330,9 @@ func (l *KubernetesLease) startLocked(st stamp, obj *wire.Lease) Token {
 	}
 	l.ten = t
 	l.unsure = false
+	// What we wrote is the last record seen: LastSeenHolder reports
+	// ourselves while we hold.
+	l.seen, l.seenObj = &observation{key: keyOf(obj), since: st.mono}, obj
 	l.s.Observer.Acquired(t.token)
 	go l.renewLoop(ctx, t)
 	l.emit("acquired")
@@ -427,7 +432,11 @@ func (l *KubernetesLease) endLocked(t *tenure, reason LostReason, holder string,
 // called once, on a goroutine of its own, with a *LostError, after
 // CheckAlive has turned false. A slow handler delays nothing. The returned
 // function unregisters the handler and may be called any number of times.
+// A nil handler is ignored.
 func (l *KubernetesLease) OnLost(handler func(reason error)) (unregister func()) {
+	if handler == nil {
+		return func() {}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	id := l.nextID
@@ -438,6 +447,56 @@ func (l *KubernetesLease) OnLost(handler func(reason error)) (unregister func())
 		defer l.mu.Unlock()
 		delete(l.handlers, id)
 	}
+}
+
+// BeforeRelease registers hook to be called by every later Release, on the
+// caller's goroutine and while the tenure is still held, before Release
+// does anything else; if it returns an error, Release returns that error
+// and does not release. RunSingleton uses it to stop its work before a
+// Release made elsewhere ends the tenure. The returned function
+// unregisters hook and may be called any number of times. A nil hook is
+// ignored. BeforeRelease implements ReleaseHooker.
+func (l *KubernetesLease) BeforeRelease(hook func() error) (unregister func()) {
+	if hook == nil {
+		return func() {}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	id := l.nextID
+	l.nextID++
+	l.hooks[id] = hook
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.hooks, id)
+	}
+}
+
+// runHooks calls the BeforeRelease hooks, outside l.mu, and returns the
+// first error.
+func (l *KubernetesLease) runHooks() error {
+	l.mu.Lock()
+	hooks := make([]func() error, 0, len(l.hooks))
+	for _, h := range l.hooks {
+		hooks = append(hooks, h)
+	}
+	l.mu.Unlock()
+	for _, h := range hooks {
+		if err := h(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lostError returns why tenure tok ended, if it was lost.
+func (l *KubernetesLease) lostError(tok Token) *LostError {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t := l.ten; t != nil && t.token == tok {
+		return t.lost
+	}
+	return nil
 }
 
 // now reads the clock once: the monotonic reading (when the clock has one)

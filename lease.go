@@ -38,12 +38,17 @@ type Lease interface {
 	Release(ctx context.Context) error
 }
 
-var _ Lease = (*KubernetesLease)(nil)
+var (
+	_ Lease         = (*KubernetesLease)(nil)
+	_ ReleaseHooker = (*KubernetesLease)(nil)
+)
 
 // Errors returned by this package. Check them with errors.Is.
 var (
-	// ErrNotHeld is returned by operations that need the lease held when it
-	// is not.
+	// ErrNotHeld is matched by the cause of RunSingleton's work context, and
+	// by the error RunSingleton returns, when the tenure the work ran under
+	// was ended by a call to Release that RunSingleton did not make (a
+	// shutdown hook, say): the work needs the lease held and it no longer is.
 	ErrNotHeld = errors.New("lease: not held")
 
 	// ErrLost is matched by every *LostError: the lease was held and is no

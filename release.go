@@ -27,7 +27,16 @@ import (
 // if any, and later calls return nil. OnLost handlers are not called for a
 // Release. The DELETE is bounded by its own timeout (min(TTL, 10 s)) even
 // when ctx is already cancelled.
+//
+// While RunSingleton's work runs on this instance, Release first cancels
+// that work and waits for it to return (up to the runner's GracePeriod,
+// whatever ctx says): work never runs past the end of its tenure. If work
+// does not return in time, Release returns an error matching
+// ErrWorkDidNotStop and the lease stays held (see BeforeRelease).
 func (l *KubernetesLease) Release(ctx context.Context) error {
+	if err := l.runHooks(); err != nil {
+		return err
+	}
 	rctx, cancel := withTimeout(context.WithoutCancel(ctx), l.clock, min(l.s.TTL, MaxRenewAttemptTimeout))
 	defer cancel()
 	l.mu.Lock()

@@ -308,7 +308,8 @@ func holderOf(typ string, obj *wire.Lease) string {
 }
 
 // LastSeenHolder returns the holderIdentity of the last record this
-// instance read or watched, "" when none (it implements HolderReporter).
+// instance read, watched or wrote — its own Owner while it holds the lease —
+// and "" when none (it implements HolderReporter).
 func (l *KubernetesLease) LastSeenHolder() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -52,7 +52,7 @@ func (a *Arbiter) NewLease(name, owner string) (*MemoryLease, error) {
 	case owner == "":
 		return nil, errors.New("leasetest: NewLease: owner is empty")
 	}
-	return &MemoryLease{a: a, name: name, owner: owner, handlers: map[uint64]func(error){}}, nil
+	return &MemoryLease{a: a, name: name, owner: owner, handlers: map[uint64]func(error){}, hooks: map[uint64]func() error{}}, nil
 }
 
 // Holder returns the owner of the current, live tenure of the lease called
@@ -190,7 +190,9 @@ func (a *Arbiter) handlerDone() {
 //   - Release removes the record when it is this instance's, as
 //     KubernetesLease deletes the Lease object; it never touches a record
 //     another instance wrote. It returns nil, also when the lease is not
-//     held, and ignores ctx.
+//     held, and ignores ctx — unless a RunSingleton's work runs on the
+//     instance and does not stop within its grace period (see
+//     BeforeRelease).
 //   - OnLost handlers stay registered across tenures and are called once
 //     per lost tenure, never for a Release, each on a goroutine of its own,
 //     after CheckAlive has turned false (see Arbiter.Wait).
@@ -207,10 +209,14 @@ type MemoryLease struct {
 	held     bool
 	token    lease.Token
 	handlers map[uint64]func(error)
+	hooks    map[uint64]func() error // BeforeRelease hooks
 	nextID   uint64
 }
 
-var _ lease.Lease = (*MemoryLease)(nil)
+var (
+	_ lease.Lease         = (*MemoryLease)(nil)
+	_ lease.ReleaseHooker = (*MemoryLease)(nil)
+)
 
 // Acquire tries to take the lease; see MemoryLease for the rules.
 func (m *MemoryLease) Acquire(ctx context.Context) (bool, error) {
@@ -290,12 +296,48 @@ func (m *MemoryLease) OnLost(handler func(reason error)) (unregister func()) {
 	}
 }
 
+// BeforeRelease registers hook to be called by every later Release, on the
+// caller's goroutine and while the tenure is still held, before Release
+// does anything else; if it returns an error, Release returns it and does
+// not release. lease.RunSingleton uses it to stop its work before a Release
+// made elsewhere ends the tenure. The returned function unregisters hook;
+// calling it more than once is harmless. A nil hook is ignored.
+func (m *MemoryLease) BeforeRelease(hook func() error) (unregister func()) {
+	if hook == nil {
+		return func() {}
+	}
+	m.a.mu.Lock()
+	defer m.a.mu.Unlock()
+	id := m.nextID
+	m.nextID++
+	m.hooks[id] = hook
+	return func() {
+		m.a.mu.Lock()
+		defer m.a.mu.Unlock()
+		delete(m.hooks, id)
+	}
+}
+
 // Release ends this instance's tenure, if any, without calling OnLost
 // handlers, and removes the record if this instance wrote it (also after an
 // Expire that nobody has followed up). It never frees a tenure of another
-// instance. It always returns nil and is idempotent; ctx is not used.
+// instance. It first calls the BeforeRelease hooks (so a RunSingleton's
+// work is stopped before the tenure ends) and returns the first error one
+// of them returns, without releasing; otherwise it returns nil. It is
+// idempotent; ctx is not used.
 func (m *MemoryLease) Release(ctx context.Context) error {
 	a := m.a
+	a.mu.Lock()
+	hooks := make([]func() error, 0, len(m.hooks))
+	for _, h := range m.hooks {
+		hooks = append(hooks, h)
+	}
+	a.mu.Unlock()
+	for _, h := range hooks {
+		if err := h(); err != nil {
+			return err
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	m.held, m.token = false, lease.Token{}
