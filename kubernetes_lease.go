@@ -60,7 +60,7 @@ type KubernetesLease struct {
 
 	mu       sync.Mutex // guards the fields below and every *tenure's fields
 	handlers map[uint64]func(error)
-	hooks    map[uint64]func() error // BeforeRelease hooks
+	hooks    map[uint64]func(ctx context.Context) error // BeforeRelease hooks
 	nextID   uint64
 	ten      *tenure      // the current or the last tenure; nil before the first
 	seen     *observation // the last record seen, for expiry rule (a)
@@ -128,7 +128,7 @@ func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 		nonce:    hex.EncodeToString(nb[:]),
 		path:     wire.Path(r.namespace, r.Name),
 		handlers: map[uint64]func(error){},
-		hooks:    map[uint64]func() error{},
+		hooks:    map[uint64]func(ctx context.Context) error{},
 		op:       make(chan struct{}, 1),
 	}
 	l.log = r.Logger.With("lease", r.namespace+"/"+r.Name, "owner", r.Owner)
@@ -449,14 +449,14 @@ func (l *KubernetesLease) OnLost(handler func(reason error)) (unregister func())
 	}
 }
 
-// BeforeRelease registers hook to be called by every later Release, on the
-// caller's goroutine and while the tenure is still held, before Release
-// does anything else; if it returns an error, Release returns that error
+// BeforeRelease registers hook to be called, with Release's ctx, by every
+// later Release, on the caller's goroutine and while the tenure is still
+// held, before Release does anything else; if it returns an error, Release returns that error
 // and does not release. RunSingleton uses it to stop its work before a
 // Release made elsewhere ends the tenure. The returned function
 // unregisters hook and may be called any number of times. A nil hook is
 // ignored. BeforeRelease implements ReleaseHooker.
-func (l *KubernetesLease) BeforeRelease(hook func() error) (unregister func()) {
+func (l *KubernetesLease) BeforeRelease(hook func(ctx context.Context) error) (unregister func()) {
 	if hook == nil {
 		return func() {}
 	}
@@ -474,15 +474,15 @@ func (l *KubernetesLease) BeforeRelease(hook func() error) (unregister func()) {
 
 // runHooks calls the BeforeRelease hooks, outside l.mu, and returns the
 // first error.
-func (l *KubernetesLease) runHooks() error {
+func (l *KubernetesLease) runHooks(ctx context.Context) error {
 	l.mu.Lock()
-	hooks := make([]func() error, 0, len(l.hooks))
+	hooks := make([]func(ctx context.Context) error, 0, len(l.hooks))
 	for _, h := range l.hooks {
 		hooks = append(hooks, h)
 	}
 	l.mu.Unlock()
 	for _, h := range hooks {
-		if err := h(); err != nil {
+		if err := h(ctx); err != nil {
 			return err
 		}
 	}

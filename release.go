@@ -34,7 +34,7 @@ import (
 // does not return in time, Release returns an error matching
 // ErrWorkDidNotStop and the lease stays held (see BeforeRelease).
 func (l *KubernetesLease) Release(ctx context.Context) error {
-	if err := l.runHooks(); err != nil {
+	if err := l.runHooks(ctx); err != nil {
 		return err
 	}
 	rctx, cancel := withTimeout(context.WithoutCancel(ctx), l.clock, min(l.s.TTL, MaxRenewAttemptTimeout))

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -66,11 +67,12 @@ const aliveCheckInterval = 250 * time.Millisecond
 // KubernetesLease and leasetest.MemoryLease implement it.
 type ReleaseHooker interface {
 	// BeforeRelease registers hook. Every later Release calls each
-	// registered hook, one after the other on the caller's goroutine, while
-	// the tenure is still held (renewals go on), before anything else. If a
-	// hook returns an error, Release returns it and does not release. The
-	// returned function unregisters hook and may be called more than once.
-	BeforeRelease(hook func() error) (unregister func())
+	// registered hook with its own ctx, one after the other on the caller's
+	// goroutine, while the tenure is still held (renewals go on), before
+	// anything else. If a hook returns an error, Release returns it and does
+	// not release. The returned function unregisters hook and may be called
+	// more than once.
+	BeforeRelease(hook func(ctx context.Context) error) (unregister func())
 }
 
 // Waker is implemented by leases that can wake a waiting contender as soon
@@ -157,9 +159,13 @@ type SingletonOptions struct {
 // released only after work has returned: if work does not return within
 // GracePeriod, RunSingleton returns ErrWorkDidNotStop and does not release
 // (see ErrWorkDidNotStop for what happens then). work must be written to
-// stop promptly when its context is cancelled, must not call l.Release
-// itself (return instead), and should fence its side effects with the token
-// (see Token) where a late write would hurt.
+// stop promptly when its context is cancelled, and should fence its side
+// effects with the token (see Token) where a late write would hurt. To give
+// the lease up, work returns; if it calls l.Release itself, it must pass its
+// own context (or one derived from it): that Release cancels work's context
+// and releases, and RunSingleton returns work's result as if work had
+// returned by itself. A Release with another context waits for work to
+// return and fails with ErrWorkDidNotStop after GracePeriod.
 //
 // A nil l or work is an error, not a panic.
 func RunSingleton(ctx context.Context, l Lease, work func(ctx context.Context) error, opts SingletonOptions) error {
@@ -320,11 +326,16 @@ type holdOutcome struct {
 	err             error
 }
 
+// workKey marks work's context with its *workRun, so that a Release that
+// work makes itself (with its context) is not made to wait for work.
+type workKey struct{}
+
 // workRun is one run of work; done is closed when it has returned, and err
 // is then its result.
 type workRun struct {
 	done chan struct{}
 	err  error
+	self atomic.Bool // work called Release itself, with its context
 }
 
 // hold runs work for the tenure tok.
@@ -341,7 +352,14 @@ func (r *runner) hold(ctx context.Context, tok Token) holdOutcome {
 	unhook := func() {}
 	if h, ok := r.l.(ReleaseHooker); ok {
 		// A Release made elsewhere stops work before it ends the tenure.
-		unhook = h.BeforeRelease(func() error {
+		unhook = h.BeforeRelease(func(rctx context.Context) error {
+			if rctx.Value(workKey{}) == w {
+				// Work releases itself: it cannot wait for itself, and
+				// it ends as if it had returned by itself.
+				w.self.Store(true)
+				cancel(errReleased)
+				return nil
+			}
 			cancel(errReleased)
 			return r.awaitWork(w)
 		})
@@ -358,7 +376,7 @@ func (r *runner) hold(ctx context.Context, tok Token) holdOutcome {
 	r.log.Info("kubelease: work started", "token", tok.String())
 	go func() {
 		defer close(w.done)
-		w.err = r.work(wctx)
+		w.err = r.work(context.WithValue(wctx, workKey{}, w))
 	}()
 
 	returned := r.watchTenure(wctx, cancel, tok, w)
@@ -372,6 +390,9 @@ func (r *runner) hold(ctx context.Context, tok Token) holdOutcome {
 			r.log.Error("kubelease: work did not stop within the grace period; not releasing until it does", "grace", r.o.GracePeriod)
 			go r.afterAbandoned(ctx, w, unhook, unregister)
 			return holdOutcome{abandoned: true, err: err}
+		}
+		if w.self.Load() {
+			returned, reason = true, nil
 		}
 	}
 	unhook()

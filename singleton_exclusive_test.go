@@ -275,3 +275,22 @@ func TestLastSeenHolderOnHolder(t *testing.T) {
 	require.False(t, ok)
 	assert.Equal(t, "a", b.LastSeenHolder(), "a contender sees the holder")
 }
+
+// Work that gives the lease up itself, with its own context, is not made
+// to wait for itself.
+func TestSingletonWorkReleasesItself(t *testing.T) {
+	e := newRunnerEnv(t)
+	a := e.lease("a")
+	done := e.run(context.Background(), a, func(ctx context.Context) error {
+		if err := a.Release(ctx); err != nil {
+			return err
+		}
+		if ctx.Err() == nil {
+			t.Error("work's context still live after its tenure was released")
+		}
+		return nil
+	}, lease.SingletonOptions{})
+	assert.NoError(t, recv(t, done, "RunSingleton"), "work's own result")
+	_, held := e.arb.Holder("job")
+	assert.False(t, held)
+}

@@ -52,7 +52,7 @@ func (a *Arbiter) NewLease(name, owner string) (*MemoryLease, error) {
 	case owner == "":
 		return nil, errors.New("leasetest: NewLease: owner is empty")
 	}
-	return &MemoryLease{a: a, name: name, owner: owner, handlers: map[uint64]func(error){}, hooks: map[uint64]func() error{}}, nil
+	return &MemoryLease{a: a, name: name, owner: owner, handlers: map[uint64]func(error){}, hooks: map[uint64]func(ctx context.Context) error{}}, nil
 }
 
 // Holder returns the owner of the current, live tenure of the lease called
@@ -209,7 +209,7 @@ type MemoryLease struct {
 	held     bool
 	token    lease.Token
 	handlers map[uint64]func(error)
-	hooks    map[uint64]func() error // BeforeRelease hooks
+	hooks    map[uint64]func(ctx context.Context) error // BeforeRelease hooks
 	nextID   uint64
 }
 
@@ -302,7 +302,7 @@ func (m *MemoryLease) OnLost(handler func(reason error)) (unregister func()) {
 // not release. lease.RunSingleton uses it to stop its work before a Release
 // made elsewhere ends the tenure. The returned function unregisters hook;
 // calling it more than once is harmless. A nil hook is ignored.
-func (m *MemoryLease) BeforeRelease(hook func() error) (unregister func()) {
+func (m *MemoryLease) BeforeRelease(hook func(ctx context.Context) error) (unregister func()) {
 	if hook == nil {
 		return func() {}
 	}
@@ -328,13 +328,13 @@ func (m *MemoryLease) BeforeRelease(hook func() error) (unregister func()) {
 func (m *MemoryLease) Release(ctx context.Context) error {
 	a := m.a
 	a.mu.Lock()
-	hooks := make([]func() error, 0, len(m.hooks))
+	hooks := make([]func(ctx context.Context) error, 0, len(m.hooks))
 	for _, h := range m.hooks {
 		hooks = append(hooks, h)
 	}
 	a.mu.Unlock()
 	for _, h := range hooks {
-		if err := h(); err != nil {
+		if err := h(ctx); err != nil {
 			return err
 		}
 	}
