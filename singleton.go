@@ -143,7 +143,9 @@ type SingletonOptions struct {
 //   - Release is called on l from elsewhere while work runs (l must be a
 //     ReleaseHooker, as KubernetesLease and MemoryLease are): that Release
 //     first cancels work and waits for it (up to GracePeriod), then releases;
-//     RunSingleton returns an error matching ErrNotHeld.
+//     RunSingleton returns an error matching ErrNotHeld. (A Release while
+//     RunSingleton is contending, with no work running, ends nothing:
+//     cancel ctx to stop RunSingleton.)
 //
 // Exclusivity: for one lease instance at most one work runs at a time. A
 // RunSingleton on an instance whose work from another call still runs
@@ -298,7 +300,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 				r.log.Warn("kubelease: acquire failed", "err", err, "retryIn", wait)
 			}
 			if err := r.wait(ctx, wait, err == nil); err != nil {
-				return err
+				// A failed attempt may have left a record naming us
+				// (an answer lost): Release cleans it up.
+				return joinErrs(err, r.l.Release(context.WithoutCancel(ctx)))
 			}
 			continue
 		}
@@ -313,7 +317,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 		// Lost: contend again after a backoff.
 		if err := r.wait(ctx, r.b.NextBackOff(), false); err != nil {
-			return err
+			return joinErrs(err, r.l.Release(context.WithoutCancel(ctx)))
 		}
 	}
 }
@@ -365,9 +369,14 @@ func (r *runner) hold(ctx context.Context, tok Token) holdOutcome {
 		})
 	}
 	if !r.l.CheckAlive() {
-		// Lost between Acquire and registering: the handler may not
-		// have seen it.
-		cancel(r.lostCause(tok))
+		// Ended between Acquire and registering (a loss the handler may
+		// not have seen, or a Release made elsewhere): do not start work
+		// for a tenure that is over; contend again.
+		unhook()
+		unregister()
+		cancel(nil)
+		_ = r.l.Release(context.WithoutCancel(ctx))
+		return holdOutcome{}
 	}
 
 	if r.o.OnStarted != nil {
