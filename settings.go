@@ -23,8 +23,9 @@ const (
 	DefaultMaxClockSkew = time.Second
 	// MinTTL is the shortest lease duration accepted.
 	MinTTL = time.Second
-	// MaxLeaseDuration caps Settings.TTL, and caps the leaseDurationSeconds
-	// read from a Lease written by someone else when judging expiry.
+	// MaxLeaseDuration caps Settings.TTL and Settings.MaxClockSkew, and
+	// caps the leaseDurationSeconds read from a Lease written by someone
+	// else when judging expiry.
 	MaxLeaseDuration = time.Hour
 	// MaxRenewAttemptTimeout caps the timeout of one renewal request.
 	MaxRenewAttemptTimeout = 10 * time.Second
@@ -58,9 +59,11 @@ type Settings struct {
 	// MaxClockSkew is how far wall clocks of contending processes may
 	// disagree for the expiry fast path: a record whose renewTime +
 	// leaseDurationSeconds + MaxClockSkew is before our wall clock is
-	// expired. 0 means DefaultMaxClockSkew; negative turns the fast path
+	// expired. 0 means DefaultMaxClockSkew; otherwise at most
+	// MaxLeaseDuration. Negative (any negative value) turns the fast path
 	// off, so that expiry is judged only by observing the record unchanged
-	// for its duration on our monotonic clock (safe under any clock offset).
+	// for its duration on our monotonic clock (safe under any clock offset):
+	// write -1, not math.MaxInt64, for "never use the fast path".
 	MaxClockSkew time.Duration
 
 	// WatchWhileHolding makes the holder watch its Lease while it holds it,
@@ -123,6 +126,9 @@ func (s Settings) Validate() error {
 	}
 	if s.AcquireRetries < 0 {
 		bad("AcquireRetries %d is negative", s.AcquireRetries)
+	}
+	if s.MaxClockSkew > MaxLeaseDuration {
+		bad("MaxClockSkew %v is above MaxLeaseDuration %v; use a negative value to turn the fast path off", s.MaxClockSkew, MaxLeaseDuration)
 	}
 	if s.Config == nil {
 		bad("Config is nil (call DefaultConfig to discover one)")

@@ -194,7 +194,7 @@ func (l *KubernetesLease) untilExpiry() time.Duration {
 	n := l.now()
 	d := dur - n.mono.Sub(seen.since)
 	if l.s.MaxClockSkew >= 0 && obj.Spec.RenewTime != nil {
-		d = min(d, obj.Spec.RenewTime.Add(dur+l.s.MaxClockSkew).Sub(n.wall)+time.Microsecond)
+		d = min(d, addSat(obj.Spec.RenewTime.Add(addSat(dur, l.s.MaxClockSkew)).Sub(n.wall), time.Microsecond))
 	}
 	return max(d, 0)
 }
