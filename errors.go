@@ -73,3 +73,18 @@ func reasonForCode(code int) metav1.StatusReason {
 	}
 	return "Unknown"
 }
+
+// invalidSettingsError is a problem with the settings found by a check
+// other than Validate (the Config's host, TLS files, proxy, credentials),
+// worded as Validate words its own: one line, one "lease: " prefix.
+type invalidSettingsError struct{ err error }
+
+// invalidSettings wraps err so that it matches both ErrInvalidSettings and
+// err, reading "lease: invalid settings: <err without its lease: prefix>".
+func invalidSettings(err error) error { return &invalidSettingsError{err: err} }
+
+func (e *invalidSettingsError) Error() string {
+	return ErrInvalidSettings.Error() + ": " + strings.TrimPrefix(e.err.Error(), "lease: ")
+}
+
+func (e *invalidSettingsError) Unwrap() []error { return []error{ErrInvalidSettings, e.err} }

@@ -1,9 +1,9 @@
 package lease
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -89,12 +89,13 @@ type Settings struct {
 	Observer Observer
 }
 
-// Validate reports every invalid field of s, naming the field and its value.
-// The error matches ErrInvalidSettings.
+// Validate reports every invalid field of s, naming the field and its
+// value, on one line: "lease: invalid settings: Name is empty; TTL 500ms is
+// below the minimum 1s". The error matches ErrInvalidSettings.
 func (s Settings) Validate() error {
-	var errs []error
+	var problems []string
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf(format, args...))
+		problems = append(problems, fmt.Sprintf(format, args...))
 	}
 	if s.Name == "" {
 		bad("Name is empty")
@@ -135,10 +136,10 @@ func (s Settings) Validate() error {
 	} else if s.Config.Host == "" {
 		bad("Config.Host is empty")
 	}
-	if len(errs) == 0 {
+	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %w", ErrInvalidSettings, errors.Join(errs...))
+	return fmt.Errorf("%w: %s", ErrInvalidSettings, strings.Join(problems, "; "))
 }
 
 // resolved is Settings with every default filled in.
