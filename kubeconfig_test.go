@@ -330,12 +330,12 @@ func TestDefaultConfig(t *testing.T) {
 	}{
 		{"$KUBECONFIG first", "set", true, true, "https://env.example", nil},
 		{"in-cluster before home", "", true, true, "https://10.0.0.1:443", nil},
-		{"$KUBECONFIG files missing: in-cluster", "missing", true, true, "https://10.0.0.1:443", nil},
+		{"$KUBECONFIG files missing: no in-cluster", "missing", true, true, "", []string{"no file named by $KUBECONFIG exists (", "unset KUBECONFIG or point it at an existing file"}},
 		{"home last", "", false, true, "https://home.example", nil},
-		{"$KUBECONFIG files missing: home", "missing", false, true, "https://home.example", nil},
+		{"$KUBECONFIG files missing: no home", "missing", false, true, "", []string{"no file named by $KUBECONFIG exists (", "unset KUBECONFIG or point it at an existing file"}},
 		{"broken $KUBECONFIG is not skipped", "broken", true, true, "", []string{"invalid YAML"}},
 		{"nothing", "", false, false, "", []string{"lease: no Kubernetes configuration found; tried $KUBECONFIG (not set), in-cluster ($KUBERNETES_SERVICE_HOST not set), ", ".kube/config (does not exist)"}},
-		{"nothing, $KUBECONFIG missing", "missing", false, false, "", []string{"$KUBECONFIG (no file of ", "in-cluster", ".kube/config (does not exist)"}},
+		{"nothing, $KUBECONFIG missing", "missing", false, false, "", []string{"lease: kubeconfig: no file named by $KUBECONFIG exists ("}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
