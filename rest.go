@@ -59,6 +59,8 @@ type restClient struct {
 	creds        *credentials
 	log          *slog.Logger
 	clock        clock.PassiveClock // for Retry-After dates
+	// origin is base without user info, to name the server in errors.
+	origin string
 }
 
 func newRESTClient(cfg *Config, s resolved) (*restClient, error) {
@@ -67,6 +69,8 @@ func newRESTClient(cfg *Config, s resolved) (*restClient, error) {
 		return nil, fmt.Errorf("lease: Config.Host %q is not an http(s) URL with a host", cfg.Host)
 	}
 	c := &restClient{base: strings.TrimSuffix(u.String(), "/"), log: s.Logger, clock: s.Clock}
+	u.User = nil
+	c.origin = strings.TrimSuffix(u.String(), "/")
 	if cfg.HTTPClient != nil {
 		c.httpc = cfg.HTTPClient
 	} else {
@@ -78,6 +82,10 @@ func newRESTClient(cfg *Config, s resolved) (*restClient, error) {
 		c.ownTransport = true
 	}
 	c.creds = newCredentials(cfg, s.Clock)
+	if c.creds.err != nil {
+		return nil, c.creds.err
+	}
+	c.creds.log = s.Logger
 	return c, nil
 }
 
@@ -91,7 +99,8 @@ type result struct {
 // *APIError for a server answer that is not a success, an error matching
 // ErrBadResponse for an answer that cannot be understood, and the transport
 // or context error otherwise. A 401 makes the credentials re-read once and
-// the request be sent again, with the same body.
+// the request be sent again, with the same body; if the answer is still a
+// 401, its error says which credentials were sent, and where.
 func (c *restClient) do(ctx context.Context, method, path string, body any) (*result, error) {
 	var payload []byte
 	if body != nil {
@@ -105,7 +114,17 @@ func (c *restClient) do(ctx context.Context, method, path string, body any) (*re
 	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized && c.creds.refresh() {
 		res, err = c.send(ctx, method, path, payload)
 	}
+	c.noteUnauthorized(err)
 	return res, err
+}
+
+// noteUnauthorized adds to a 401 *APIError which credentials were sent,
+// and to which server (never the credentials themselves).
+func (c *restClient) noteUnauthorized(err error) {
+	var e *APIError
+	if errors.As(err, &e) && e.StatusCode == http.StatusUnauthorized {
+		e.addHint("sent " + c.creds.describe() + " to " + c.origin)
+	}
 }
 
 func (c *restClient) send(ctx context.Context, method, path string, payload []byte) (*result, error) {
