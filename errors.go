@@ -32,14 +32,17 @@ type APIError struct {
 	Method, Path string
 
 	// hint is the library's explanation, shown in parentheses after the
-	// message: which credentials a 401 was sent with, and to which server.
-	// It never holds a credential.
+	// message: which credentials a 401 was sent with, and to which server,
+	// or that the answer does not look like the Kubernetes API's. It never
+	// holds a credential.
 	hint string
 }
 
 // Error implements error. After the server's message it may add, in
 // parentheses, what the library knows about the failure, e.g. for a 401
-// "(sent bearer token from file /var/run/.../token to https://10.0.0.1:443)".
+// "(sent bearer token from file /var/run/.../token to https://10.0.0.1:443)",
+// or for a proxy's HTML page "(not a Kubernetes API answer; is Config.Host
+// https://10.0.0.1:443 the Kubernetes API server?)".
 func (e *APIError) Error() string {
 	msg := e.Message
 	if msg == "" {

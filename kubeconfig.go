@@ -42,7 +42,8 @@ import (
 // exec entry is still checked).
 //
 // Refused with an error, when the chosen context uses them: user
-// auth-provider, exec with interactiveMode Always (there is no terminal),
+// auth-provider (use the exec credential plugin that replaces it, e.g.
+// gke-gcloud-auth-plugin or kubelogin, or a token), exec with interactiveMode Always (there is no terminal),
 // exec without command or with an apiVersion other than v1 or v1beta1,
 // username and password (basic auth), impersonation (as, as-uid, as-groups,
 // as-user-extra) and an invalid proxy-url. Other fields are ignored. Errors
@@ -347,7 +348,7 @@ func applyUser(cfg *Config, file, name string, u kubeconfigUser) error {
 	fail := entryError(file, "user", name)
 	switch {
 	case isSet(u.AuthProvider):
-		return fail("auth-provider is not supported; use token or tokenFile")
+		return fail("auth-provider is not supported; use an exec credential plugin (gke-gcloud-auth-plugin, kubelogin) or a token")
 	case isSet(u.Username):
 		return fail("username: basic auth is not supported")
 	case isSet(u.Password):

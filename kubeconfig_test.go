@@ -234,7 +234,7 @@ func TestLoadKubeconfigErrors(t *testing.T) {
 		want    []string // fragments the error must contain, besides the file
 	}{
 		{"auth-provider", kubeconfigFixture(server, "auth-provider: {name: oidc, config: {id-token: "+secretToken+"}}"), "",
-			[]string{`user "alice": auth-provider is not supported; use token or tokenFile`}},
+			[]string{`user "alice": auth-provider is not supported; use an exec credential plugin (gke-gcloud-auth-plugin, kubelogin) or a token`}},
 		{"exec interactiveMode Always", kubeconfigFixture(server, "exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, interactiveMode: Always}"), "",
 			[]string{`user "alice": exec: interactiveMode Always needs a terminal, and a lease's plugin runs without one; use IfAvailable or Never`}},
 		{"exec unknown interactiveMode", kubeconfigFixture(server, "exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, interactiveMode: Sometimes}"), "",

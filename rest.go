@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -178,7 +179,11 @@ func (c *restClient) send(ctx context.Context, method, path string, payload []by
 	}
 	obj, err := decodeLease(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %d answer is not a Lease: %v", ErrBadResponse, method, path, resp.StatusCode, err)
+		hint := ""
+		if looksHTML(resp, data) {
+			hint = " (" + notAPIHint(resp, path) + ")"
+		}
+		return nil, fmt.Errorf("%w: %s %s: %d answer is not a Lease: %v%s", ErrBadResponse, method, path, resp.StatusCode, err, hint)
 	}
 	res.obj = obj
 	return res, nil
@@ -201,7 +206,10 @@ func decodeLease(data []byte) (*wire.Lease, error) {
 }
 
 // decodeError turns a non-2xx answer into an *APIError, whether or not its
-// body is a metav1.Status.
+// body is a metav1.Status. An answer that does not look like the
+// Kubernetes API's (an HTML page, or a 404 or a text that is not a Status,
+// but not the plain-text 429 of priority and fairness) gets a hint asking
+// whether Config.Host is the API server.
 func decodeError(method, path string, resp *http.Response, data []byte, now time.Time) error {
 	e := &APIError{StatusCode: resp.StatusCode, Method: method, Path: path}
 	e.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), now)
@@ -216,11 +224,42 @@ func decodeError(method, path string, resp *http.Response, data []byte, now time
 		}
 	} else {
 		e.Message = snippet(data)
+		if resp.StatusCode != http.StatusTooManyRequests &&
+			(resp.StatusCode == http.StatusNotFound || looksHTML(resp, data) || isText(resp)) {
+			e.addHint(notAPIHint(resp, path))
+		}
 	}
 	if e.Reason == "" {
 		e.Reason = reasonForCode(resp.StatusCode)
 	}
 	return e
+}
+
+// looksHTML reports an HTML answer, by its Content-Type or its first byte.
+func looksHTML(resp *http.Response, data []byte) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return mt == "text/html" || mt == "application/xhtml+xml" || bytes.HasPrefix(bytes.TrimSpace(data), []byte("<"))
+}
+
+// isText reports a text/* Content-Type.
+func isText(resp *http.Response) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return strings.HasPrefix(mt, "text/")
+}
+
+// notAPIHint asks whether Config.Host is the API server, naming it when
+// resp's request is known: its URL without user info and without the API
+// path (path, which may carry a query).
+func notAPIHint(resp *http.Response, path string) string {
+	host := ""
+	if req := resp.Request; req != nil && req.URL != nil {
+		u := *req.URL
+		u.User, u.RawQuery, u.RawPath = nil, "", ""
+		apiPath, _, _ := strings.Cut(path, "?")
+		u.Path = strings.TrimSuffix(u.Path, apiPath)
+		host = strings.TrimSuffix(u.String(), "/") + " "
+	}
+	return "not a Kubernetes API answer; is Config.Host " + host + "the Kubernetes API server?"
 }
 
 // snippet returns the start of a text body, on one line.
