@@ -19,8 +19,11 @@ type Config struct {
 	// BearerToken is sent as "Authorization: Bearer <token>".
 	BearerToken string
 	// BearerTokenFile, when set, is read for the token instead, re-read about
-	// every minute and after any 401 (the request is then retried once). A
-	// failed re-read keeps the previous token.
+	// every minute and after any 401 (the request is then retried once).
+	// NewKubernetesLease reads it first: a file that cannot be read or holds
+	// no token makes it fail, naming the file. A later re-read that fails
+	// keeps the previous token and logs a warning (once, until a read
+	// succeeds again).
 	BearerTokenFile string
 
 	// CAData (PEM) or CAFile verify the server's certificate. Both empty:

@@ -2,6 +2,7 @@ package lease
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -21,6 +22,14 @@ const tokenRereadEvery = time.Minute
 type credentials struct {
 	file  string
 	clock clock.PassiveClock
+	// err says why the first read of file failed or found no token; the
+	// Config is then refused (newRESTClient returns it).
+	err error
+	// log receives the warning about a failed re-read; nil discards it.
+	log *slog.Logger
+	// cert names the client certificate the library's transport presents,
+	// for describe; "" when none (or Config.HTTPClient is set).
+	cert string
 	// exec is the shared plugin cache when Config.Exec is set; execErr
 	// says why Config.Exec is invalid (every request then fails with it).
 	exec    *execCache
@@ -29,12 +38,15 @@ type credentials struct {
 	// certificate from the plugin cannot be used then.
 	customClient bool
 
-	mu      sync.Mutex // guards tok, readAt and usedGen
+	mu      sync.Mutex // guards tok, readAt, usedGen and warned
 	tok     string
 	readAt  time.Time
 	usedGen uint64 // the plugin answer this lease used last
+	warned  bool   // a failed re-read was logged; reset by a good read
 }
 
+// newCredentials returns the credentials of cfg. A token file is read at
+// once: when that fails or finds no token, c.err says so.
 func newCredentials(cfg *Config, clk clock.PassiveClock) *credentials {
 	c := &credentials{file: cfg.BearerTokenFile, clock: clk, tok: cfg.BearerToken, customClient: cfg.HTTPClient != nil}
 	if cfg.Exec != nil {
@@ -42,10 +54,61 @@ func newCredentials(cfg *Config, clk clock.PassiveClock) *credentials {
 		c.file, c.tok = "", ""
 		return c
 	}
+	switch {
+	case c.customClient:
+	case len(cfg.CertData) > 0:
+		c.cert = "client certificate Config.CertData"
+	case cfg.CertFile != "":
+		c.cert = "client certificate from file " + cfg.CertFile
+	}
 	if c.file != "" {
-		c.reread()
+		c.readAt = clk.Now()
+		tok, err := readTokenFile(c.file)
+		if err != nil {
+			c.err = fmt.Errorf("%w; point it at a readable file that holds the token", err)
+		}
+		c.tok = tok
 	}
 	return c
+}
+
+// readTokenFile returns the token in file; the error names the file and
+// never holds file content.
+func readTokenFile(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("lease: Config.BearerTokenFile: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("lease: Config.BearerTokenFile %s holds no token", file)
+	}
+	return tok, nil
+}
+
+// describe says which credentials a request carries, for the error of a
+// 401: "bearer token from file <path>", "bearer token Config.BearerToken",
+// `credentials from exec plugin "<command>"`, "client certificate from
+// file <path>" or "client certificate Config.CertData", joined by "and";
+// "no credentials" when there are none. It never holds a credential.
+func (c *credentials) describe() string {
+	if c.exec != nil {
+		return fmt.Sprintf("credentials from exec plugin %q", c.exec.cfg.Command)
+	}
+	var sent []string
+	switch {
+	case c.file != "":
+		sent = append(sent, "bearer token from file "+c.file)
+	case c.tok != "":
+		sent = append(sent, "bearer token Config.BearerToken")
+	}
+	if c.cert != "" {
+		sent = append(sent, c.cert)
+	}
+	if len(sent) == 0 {
+		return "no credentials"
+	}
+	return strings.Join(sent, " and ")
 }
 
 // authorize sets req's Authorization header, running the exec plugin when
@@ -114,14 +177,19 @@ func (c *credentials) reread() {
 	c.rereadLocked()
 }
 
-// rereadLocked reads the file; a failed read keeps the previous token.
+// rereadLocked reads the file again. A read that fails or finds no token
+// keeps the previous token; the first of a run of such failures is logged
+// (as a warning), the others are not.
 func (c *credentials) rereadLocked() {
 	c.readAt = c.clock.Now()
-	b, err := os.ReadFile(c.file)
+	tok, err := readTokenFile(c.file)
 	if err != nil {
+		if !c.warned && c.log != nil {
+			c.log.Warn("kubelease: re-reading the bearer token file failed; keeping the previous token",
+				"file", c.file, "error", err.Error())
+		}
+		c.warned = true
 		return
 	}
-	if t := strings.TrimSpace(string(b)); t != "" {
-		c.tok = t
-	}
+	c.tok, c.warned = tok, false
 }

@@ -30,15 +30,37 @@ type APIError struct {
 	RetryAfter time.Duration
 	// Method and Path say which request got the answer.
 	Method, Path string
+
+	// hint is the library's explanation, shown in parentheses after the
+	// message: which credentials a 401 was sent with, and to which server,
+	// or that the answer does not look like the Kubernetes API's. It never
+	// holds a credential.
+	hint string
 }
 
-// Error implements error.
+// Error implements error. After the server's message it may add, in
+// parentheses, what the library knows about the failure, e.g. for a 401
+// "(sent bearer token from file /var/run/.../token to https://10.0.0.1:443)",
+// or for a proxy's HTML page "(not a Kubernetes API answer; is Config.Host
+// https://10.0.0.1:443 the Kubernetes API server?)".
 func (e *APIError) Error() string {
 	msg := e.Message
 	if msg == "" {
 		msg = http.StatusText(e.StatusCode)
 	}
-	return fmt.Sprintf("lease: %s %s: %d %s: %s", e.Method, e.Path, e.StatusCode, e.Reason, msg)
+	s := fmt.Sprintf("lease: %s %s: %d %s: %s", e.Method, e.Path, e.StatusCode, e.Reason, msg)
+	if e.hint != "" {
+		s += " (" + e.hint + ")"
+	}
+	return s
+}
+
+// addHint adds h to e's hint.
+func (e *APIError) addHint(h string) {
+	if e.hint != "" {
+		e.hint += "; "
+	}
+	e.hint += h
 }
 
 // Status returns the error as a metav1.Status, for apimachinery's helpers.
@@ -73,3 +95,18 @@ func reasonForCode(code int) metav1.StatusReason {
 	}
 	return "Unknown"
 }
+
+// invalidSettingsError is a problem with the settings found by a check
+// other than Validate (the Config's host, TLS files, proxy, credentials),
+// worded as Validate words its own: one line, one "lease: " prefix.
+type invalidSettingsError struct{ err error }
+
+// invalidSettings wraps err so that it matches both ErrInvalidSettings and
+// err, reading "lease: invalid settings: <err without its lease: prefix>".
+func invalidSettings(err error) error { return &invalidSettingsError{err: err} }
+
+func (e *invalidSettingsError) Error() string {
+	return ErrInvalidSettings.Error() + ": " + strings.TrimPrefix(e.err.Error(), "lease: ")
+}
+
+func (e *invalidSettingsError) Unwrap() []error { return []error{ErrInvalidSettings, e.err} }

@@ -455,7 +455,7 @@ func TestExecConfigInvalid(t *testing.T) {
 			_, err := NewKubernetesLease(Settings{Name: "job", Owner: "a", Config: &cfg})
 			require.Error(t, err)
 			assert.ErrorIs(t, err, ErrInvalidSettings)
-			assert.Contains(t, err.Error(), tt.want)
+			assert.Contains(t, err.Error(), strings.Replace(tt.want, "lease: ", "lease: invalid settings: ", 1))
 			assert.NotContains(t, err.Error(), secretToken)
 
 			// With Config.HTTPClient the transport is not built: the

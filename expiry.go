@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"math"
 	"time"
 
 	"github.com/kubelease/lease/internal/wire"
@@ -61,7 +62,7 @@ func (l *KubernetesLease) recordDuration(obj *wire.Lease) time.Duration {
 // Owner, or has expired. A record has expired when (a) it has been seen
 // unchanged for its own duration on our monotonic clock, or (b), unless
 // MaxClockSkew is negative, renewTime + duration + MaxClockSkew is before
-// our wall clock.
+// our wall clock; that sum saturates rather than wrapping around.
 func (l *KubernetesLease) free(obj *wire.Lease) bool {
 	holder := obj.Spec.Holder()
 	if holder == "" || holder == l.s.Owner {
@@ -79,9 +80,23 @@ func (l *KubernetesLease) free(obj *wire.Lease) bool {
 		return true
 	}
 	if l.s.MaxClockSkew >= 0 && obj.Spec.RenewTime != nil {
-		if obj.Spec.RenewTime.Add(dur + l.s.MaxClockSkew).Before(n.wall) {
+		if obj.Spec.RenewTime.Add(addSat(dur, l.s.MaxClockSkew)).Before(n.wall) {
 			return true
 		}
 	}
 	return false
+}
+
+// addSat returns a + b, saturated at the limits of time.Duration instead of
+// wrapping around: a wrapped sum on the expiry path would make a live
+// record look expired.
+func addSat(a, b time.Duration) time.Duration {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return math.MaxInt64
+	case a < 0 && b < 0 && s >= 0:
+		return math.MinInt64
+	}
+	return s
 }

@@ -18,7 +18,9 @@ import (
 //
 // path is one file or a list of files separated by os.PathListSeparator, as
 // in $KUBECONFIG; "" means $KUBECONFIG if set, else ~/.kube/config. Files in
-// the list that do not exist are skipped; it is an error if none exists.
+// the list that do not exist are skipped; it is an error if none exists
+// (never a fall back to ~/.kube/config when $KUBECONFIG is set, as with
+// kubectl).
 // Files are merged like kubectl does: for clusters, users and contexts the
 // first file to define a name wins, and so does the first file to set
 // current-context. context names the context to use; "" means the
@@ -40,43 +42,45 @@ import (
 // exec entry is still checked).
 //
 // Refused with an error, when the chosen context uses them: user
-// auth-provider, exec with interactiveMode Always (there is no terminal),
+// auth-provider (use the exec credential plugin that replaces it, e.g.
+// gke-gcloud-auth-plugin or kubelogin, or a token), exec with interactiveMode Always (there is no terminal),
 // exec without command or with an apiVersion other than v1 or v1beta1,
 // username and password (basic auth), impersonation (as, as-uid, as-groups,
 // as-user-extra) and an invalid proxy-url. Other fields are ignored. Errors
 // name the file, the entry and the field, and never hold a token, a
 // password or an exec env value.
 func LoadKubeconfig(path, context string) (*Config, error) {
+	fromEnv := false
 	if path == "" {
 		var err error
-		if path, err = defaultKubeconfigPath(); err != nil {
+		if path, fromEnv, err = defaultKubeconfigPath(); err != nil {
 			return nil, err
 		}
 	}
 	kc, err := readKubeconfigs(filepath.SplitList(path))
 	if err != nil {
+		var none *noKubeconfigError
+		if errors.As(err, &none) {
+			none.fromEnv = fromEnv
+		}
 		return nil, err
 	}
 	return kc.config(context)
 }
 
-// DefaultConfig returns the Config a process most likely means: from the
-// files in $KUBECONFIG if it is set, else InClusterConfig when
-// $KUBERNETES_SERVICE_HOST is set, else from ~/.kube/config, each with its
-// current context. The first of these that is present is used, and its
-// error, if any, is returned; if none is present the error says what was
-// tried.
+// DefaultConfig returns the Config a process most likely means, found as
+// kubectl finds it: when $KUBECONFIG is set, from its files and only from
+// them (if none of them exists, the error names them; the in-cluster
+// config and ~/.kube/config, which may be another cluster, are not tried);
+// else InClusterConfig when $KUBERNETES_SERVICE_HOST is set; else from
+// ~/.kube/config. A kubeconfig's current context is used. The first of
+// these that is present is used, and its error, if any, is returned; if
+// none is present the error says what was tried.
 func DefaultConfig() (*Config, error) {
-	var tried []string
-	if env := os.Getenv("KUBECONFIG"); env != "" {
-		cfg, err := LoadKubeconfig(env, "")
-		if !errors.As(err, new(*noKubeconfigError)) {
-			return cfg, err
-		}
-		tried = append(tried, fmt.Sprintf("$KUBECONFIG (no file of %s exists)", env))
-	} else {
-		tried = append(tried, "$KUBECONFIG (not set)")
+	if os.Getenv("KUBECONFIG") != "" {
+		return LoadKubeconfig("", "")
 	}
+	tried := []string{"$KUBECONFIG (not set)"}
 	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
 		return InClusterConfig()
 	}
@@ -95,23 +99,34 @@ func DefaultConfig() (*Config, error) {
 	return nil, fmt.Errorf("lease: no Kubernetes configuration found; tried %s", strings.Join(tried, ", "))
 }
 
-// defaultKubeconfigPath is $KUBECONFIG if set, else ~/.kube/config.
-func defaultKubeconfigPath() (string, error) {
+// defaultKubeconfigPath is $KUBECONFIG if set (fromEnv is then true), else
+// ~/.kube/config.
+func defaultKubeconfigPath() (path string, fromEnv bool, err error) {
 	if env := os.Getenv("KUBECONFIG"); env != "" {
-		return env, nil
+		return env, true, nil
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", fmt.Errorf("lease: kubeconfig: $KUBECONFIG is not set and the home directory is unknown: %w", err)
+		return "", false, fmt.Errorf("lease: kubeconfig: $KUBECONFIG is not set and the home directory is unknown: %w", err)
 	}
-	return filepath.Join(home, ".kube", "config"), nil
+	return filepath.Join(home, ".kube", "config"), false, nil
 }
 
 // noKubeconfigError says that none of the kubeconfig files exists.
-type noKubeconfigError struct{ paths []string }
+type noKubeconfigError struct {
+	paths   []string
+	fromEnv bool // the paths came from $KUBECONFIG
+}
 
 func (e *noKubeconfigError) Error() string {
-	return fmt.Sprintf("lease: kubeconfig: no such file: %s", strings.Join(e.paths, string(os.PathListSeparator)))
+	switch {
+	case e.fromEnv && len(e.paths) == 0:
+		return "lease: kubeconfig: $KUBECONFIG is set but names no file; unset KUBECONFIG or point it at an existing file"
+	case e.fromEnv:
+		return fmt.Sprintf("lease: kubeconfig: no file named by $KUBECONFIG exists (%s); unset KUBECONFIG or point it at an existing file", strings.Join(e.paths, ", "))
+	default:
+		return fmt.Sprintf("lease: kubeconfig: no such file: %s", strings.Join(e.paths, string(os.PathListSeparator)))
+	}
 }
 
 func (e *noKubeconfigError) Unwrap() error { return fs.ErrNotExist }
@@ -333,7 +348,7 @@ func applyUser(cfg *Config, file, name string, u kubeconfigUser) error {
 	fail := entryError(file, "user", name)
 	switch {
 	case isSet(u.AuthProvider):
-		return fail("auth-provider is not supported; use token or tokenFile")
+		return fail("auth-provider is not supported; use an exec credential plugin (gke-gcloud-auth-plugin, kubelogin) or a token")
 	case isSet(u.Username):
 		return fail("username: basic auth is not supported")
 	case isSet(u.Password):

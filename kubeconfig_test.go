@@ -234,7 +234,7 @@ func TestLoadKubeconfigErrors(t *testing.T) {
 		want    []string // fragments the error must contain, besides the file
 	}{
 		{"auth-provider", kubeconfigFixture(server, "auth-provider: {name: oidc, config: {id-token: "+secretToken+"}}"), "",
-			[]string{`user "alice": auth-provider is not supported; use token or tokenFile`}},
+			[]string{`user "alice": auth-provider is not supported; use an exec credential plugin (gke-gcloud-auth-plugin, kubelogin) or a token`}},
 		{"exec interactiveMode Always", kubeconfigFixture(server, "exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, interactiveMode: Always}"), "",
 			[]string{`user "alice": exec: interactiveMode Always needs a terminal, and a lease's plugin runs without one; use IfAvailable or Never`}},
 		{"exec unknown interactiveMode", kubeconfigFixture(server, "exec: {apiVersion: client.authentication.k8s.io/v1, command: aws, interactiveMode: Sometimes}"), "",
@@ -330,12 +330,12 @@ func TestDefaultConfig(t *testing.T) {
 	}{
 		{"$KUBECONFIG first", "set", true, true, "https://env.example", nil},
 		{"in-cluster before home", "", true, true, "https://10.0.0.1:443", nil},
-		{"$KUBECONFIG files missing: in-cluster", "missing", true, true, "https://10.0.0.1:443", nil},
+		{"$KUBECONFIG files missing: no in-cluster", "missing", true, true, "", []string{"no file named by $KUBECONFIG exists (", "unset KUBECONFIG or point it at an existing file"}},
 		{"home last", "", false, true, "https://home.example", nil},
-		{"$KUBECONFIG files missing: home", "missing", false, true, "https://home.example", nil},
+		{"$KUBECONFIG files missing: no home", "missing", false, true, "", []string{"no file named by $KUBECONFIG exists (", "unset KUBECONFIG or point it at an existing file"}},
 		{"broken $KUBECONFIG is not skipped", "broken", true, true, "", []string{"invalid YAML"}},
 		{"nothing", "", false, false, "", []string{"lease: no Kubernetes configuration found; tried $KUBECONFIG (not set), in-cluster ($KUBERNETES_SERVICE_HOST not set), ", ".kube/config (does not exist)"}},
-		{"nothing, $KUBECONFIG missing", "missing", false, false, "", []string{"$KUBECONFIG (no file of ", "in-cluster", ".kube/config (does not exist)"}},
+		{"nothing, $KUBECONFIG missing", "missing", false, false, "", []string{"lease: kubeconfig: no file named by $KUBECONFIG exists ("}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

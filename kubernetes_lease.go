@@ -104,7 +104,8 @@ type stamp struct {
 }
 
 // NewKubernetesLease validates s and returns a lease for it. No request is
-// made until Acquire. The error names every invalid field and its value.
+// made until Acquire. The error matches ErrInvalidSettings and names every
+// invalid field and its value, on one line.
 func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -117,7 +118,7 @@ func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 	}
 	rest, err := newRESTClient(s.Config, r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidSettings, err)
+		return nil, invalidSettings(err)
 	}
 	var nb [12]byte
 	_, _ = rand.Read(nb[:])

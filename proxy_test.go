@@ -75,7 +75,7 @@ func TestProxyURLInvalid(t *testing.T) {
 				Config: &lease.Config{Host: "https://api.example", ProxyURL: tt.proxyURL}})
 			require.Error(t, err)
 			assert.True(t, errors.Is(err, lease.ErrInvalidSettings), "got %v, want ErrInvalidSettings", err)
-			assert.Contains(t, err.Error(), "lease: "+tt.want)
+			assert.Contains(t, err.Error(), "lease: invalid settings: "+tt.want)
 			assert.NotContains(t, err.Error(), secret)
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -59,6 +60,8 @@ type restClient struct {
 	creds        *credentials
 	log          *slog.Logger
 	clock        clock.PassiveClock // for Retry-After dates
+	// origin is base without user info, to name the server in errors.
+	origin string
 }
 
 func newRESTClient(cfg *Config, s resolved) (*restClient, error) {
@@ -67,6 +70,8 @@ func newRESTClient(cfg *Config, s resolved) (*restClient, error) {
 		return nil, fmt.Errorf("lease: Config.Host %q is not an http(s) URL with a host", cfg.Host)
 	}
 	c := &restClient{base: strings.TrimSuffix(u.String(), "/"), log: s.Logger, clock: s.Clock}
+	u.User = nil
+	c.origin = strings.TrimSuffix(u.String(), "/")
 	if cfg.HTTPClient != nil {
 		c.httpc = cfg.HTTPClient
 	} else {
@@ -78,6 +83,10 @@ func newRESTClient(cfg *Config, s resolved) (*restClient, error) {
 		c.ownTransport = true
 	}
 	c.creds = newCredentials(cfg, s.Clock)
+	if c.creds.err != nil {
+		return nil, c.creds.err
+	}
+	c.creds.log = s.Logger
 	return c, nil
 }
 
@@ -91,7 +100,8 @@ type result struct {
 // *APIError for a server answer that is not a success, an error matching
 // ErrBadResponse for an answer that cannot be understood, and the transport
 // or context error otherwise. A 401 makes the credentials re-read once and
-// the request be sent again, with the same body.
+// the request be sent again, with the same body; if the answer is still a
+// 401, its error says which credentials were sent, and where.
 func (c *restClient) do(ctx context.Context, method, path string, body any) (*result, error) {
 	var payload []byte
 	if body != nil {
@@ -105,7 +115,17 @@ func (c *restClient) do(ctx context.Context, method, path string, body any) (*re
 	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized && c.creds.refresh() {
 		res, err = c.send(ctx, method, path, payload)
 	}
+	c.noteUnauthorized(err)
 	return res, err
+}
+
+// noteUnauthorized adds to a 401 *APIError which credentials were sent,
+// and to which server (never the credentials themselves).
+func (c *restClient) noteUnauthorized(err error) {
+	var e *APIError
+	if errors.As(err, &e) && e.StatusCode == http.StatusUnauthorized {
+		e.addHint("sent " + c.creds.describe() + " to " + c.origin)
+	}
 }
 
 func (c *restClient) send(ctx context.Context, method, path string, payload []byte) (*result, error) {
@@ -159,7 +179,11 @@ func (c *restClient) send(ctx context.Context, method, path string, payload []by
 	}
 	obj, err := decodeLease(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %d answer is not a Lease: %v", ErrBadResponse, method, path, resp.StatusCode, err)
+		hint := ""
+		if looksHTML(resp, data) {
+			hint = " (" + notAPIHint(resp, path) + ")"
+		}
+		return nil, fmt.Errorf("%w: %s %s: %d answer is not a Lease: %v%s", ErrBadResponse, method, path, resp.StatusCode, err, hint)
 	}
 	res.obj = obj
 	return res, nil
@@ -182,7 +206,10 @@ func decodeLease(data []byte) (*wire.Lease, error) {
 }
 
 // decodeError turns a non-2xx answer into an *APIError, whether or not its
-// body is a metav1.Status.
+// body is a metav1.Status. An answer that does not look like the
+// Kubernetes API's (an HTML page, or a 404 or a text that is not a Status,
+// but not the plain-text 429 of priority and fairness) gets a hint asking
+// whether Config.Host is the API server.
 func decodeError(method, path string, resp *http.Response, data []byte, now time.Time) error {
 	e := &APIError{StatusCode: resp.StatusCode, Method: method, Path: path}
 	e.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), now)
@@ -197,11 +224,42 @@ func decodeError(method, path string, resp *http.Response, data []byte, now time
 		}
 	} else {
 		e.Message = snippet(data)
+		if resp.StatusCode != http.StatusTooManyRequests &&
+			(resp.StatusCode == http.StatusNotFound || looksHTML(resp, data) || isText(resp)) {
+			e.addHint(notAPIHint(resp, path))
+		}
 	}
 	if e.Reason == "" {
 		e.Reason = reasonForCode(resp.StatusCode)
 	}
 	return e
+}
+
+// looksHTML reports an HTML answer, by its Content-Type or its first byte.
+func looksHTML(resp *http.Response, data []byte) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return mt == "text/html" || mt == "application/xhtml+xml" || bytes.HasPrefix(bytes.TrimSpace(data), []byte("<"))
+}
+
+// isText reports a text/* Content-Type.
+func isText(resp *http.Response) bool {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return strings.HasPrefix(mt, "text/")
+}
+
+// notAPIHint asks whether Config.Host is the API server, naming it when
+// resp's request is known: its URL without user info and without the API
+// path (path, which may carry a query).
+func notAPIHint(resp *http.Response, path string) string {
+	host := ""
+	if req := resp.Request; req != nil && req.URL != nil {
+		u := *req.URL
+		u.User, u.RawQuery, u.RawPath = nil, "", ""
+		apiPath, _, _ := strings.Cut(path, "?")
+		u.Path = strings.TrimSuffix(u.Path, apiPath)
+		host = strings.TrimSuffix(u.String(), "/") + " "
+	}
+	return "not a Kubernetes API answer; is Config.Host " + host + "the Kubernetes API server?"
 }
 
 // snippet returns the start of a text body, on one line.

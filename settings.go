@@ -1,9 +1,9 @@
 package lease
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -23,8 +23,9 @@ const (
 	DefaultMaxClockSkew = time.Second
 	// MinTTL is the shortest lease duration accepted.
 	MinTTL = time.Second
-	// MaxLeaseDuration caps Settings.TTL, and caps the leaseDurationSeconds
-	// read from a Lease written by someone else when judging expiry.
+	// MaxLeaseDuration caps Settings.TTL and Settings.MaxClockSkew, and
+	// caps the leaseDurationSeconds read from a Lease written by someone
+	// else when judging expiry.
 	MaxLeaseDuration = time.Hour
 	// MaxRenewAttemptTimeout caps the timeout of one renewal request.
 	MaxRenewAttemptTimeout = 10 * time.Second
@@ -58,9 +59,11 @@ type Settings struct {
 	// MaxClockSkew is how far wall clocks of contending processes may
 	// disagree for the expiry fast path: a record whose renewTime +
 	// leaseDurationSeconds + MaxClockSkew is before our wall clock is
-	// expired. 0 means DefaultMaxClockSkew; negative turns the fast path
+	// expired. 0 means DefaultMaxClockSkew; otherwise at most
+	// MaxLeaseDuration. Negative (any negative value) turns the fast path
 	// off, so that expiry is judged only by observing the record unchanged
-	// for its duration on our monotonic clock (safe under any clock offset).
+	// for its duration on our monotonic clock (safe under any clock offset):
+	// write -1, not math.MaxInt64, for "never use the fast path".
 	MaxClockSkew time.Duration
 
 	// WatchWhileHolding makes the holder watch its Lease while it holds it,
@@ -86,12 +89,13 @@ type Settings struct {
 	Observer Observer
 }
 
-// Validate reports every invalid field of s, naming the field and its value.
-// The error matches ErrInvalidSettings.
+// Validate reports every invalid field of s, naming the field and its
+// value, on one line: "lease: invalid settings: Name is empty; TTL 500ms is
+// below the minimum 1s". The error matches ErrInvalidSettings.
 func (s Settings) Validate() error {
-	var errs []error
+	var problems []string
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf(format, args...))
+		problems = append(problems, fmt.Sprintf(format, args...))
 	}
 	if s.Name == "" {
 		bad("Name is empty")
@@ -124,15 +128,18 @@ func (s Settings) Validate() error {
 	if s.AcquireRetries < 0 {
 		bad("AcquireRetries %d is negative", s.AcquireRetries)
 	}
+	if s.MaxClockSkew > MaxLeaseDuration {
+		bad("MaxClockSkew %v is above MaxLeaseDuration %v; use a negative value to turn the fast path off", s.MaxClockSkew, MaxLeaseDuration)
+	}
 	if s.Config == nil {
 		bad("Config is nil (call DefaultConfig to discover one)")
 	} else if s.Config.Host == "" {
 		bad("Config.Host is empty")
 	}
-	if len(errs) == 0 {
+	if len(problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %w", ErrInvalidSettings, errors.Join(errs...))
+	return fmt.Errorf("%w: %s", ErrInvalidSettings, strings.Join(problems, "; "))
 }
 
 // resolved is Settings with every default filled in.

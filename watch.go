@@ -80,7 +80,7 @@ func (l *KubernetesLease) watch(ctx context.Context, rv string, fn func(typ stri
 }
 
 // stream opens a GET whose body is read as a stream. The 401 re-read of
-// credentials applies as for other requests.
+// credentials, and the note on a 401 error, apply as for other requests.
 func (c *restClient) stream(ctx context.Context, path string) (io.ReadCloser, error) {
 	open := func() (*http.Response, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
@@ -112,6 +112,7 @@ func (c *restClient) stream(ctx context.Context, path string) (io.ReadCloser, er
 		resp, err = open()
 	}
 	if err != nil {
+		c.noteUnauthorized(err)
 		return nil, err
 	}
 	return resp.Body, nil
@@ -194,7 +195,7 @@ func (l *KubernetesLease) untilExpiry() time.Duration {
 	n := l.now()
 	d := dur - n.mono.Sub(seen.since)
 	if l.s.MaxClockSkew >= 0 && obj.Spec.RenewTime != nil {
-		d = min(d, obj.Spec.RenewTime.Add(dur+l.s.MaxClockSkew).Sub(n.wall)+time.Microsecond)
+		d = min(d, addSat(obj.Spec.RenewTime.Add(addSat(dur, l.s.MaxClockSkew)).Sub(n.wall), time.Microsecond))
 	}
 	return max(d, 0)
 }
