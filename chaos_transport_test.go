@@ -25,8 +25,6 @@ const (
 	netLateApply          // client gives up; the server applies it later
 )
 
-var netFaultNames = map[netFault]string{netHang: "hang", netDrop: "drop-answer", netReset: "reset", netLateApply: "late-apply"}
-
 // chaosTransport is one contender's network. It counts requests in flight
 // and those deliberately held, so the simulation knows when the contender
 // is idle, and applies the faults the schedule picks.

@@ -77,12 +77,6 @@ func (e *APIError) Status() metav1.Status {
 	return st
 }
 
-// isNamespaceNotFound reports a 404 about the namespace rather than the
-// Lease: only a POST reveals it.
-func (e *APIError) isNamespaceNotFound() bool {
-	return e.StatusCode == http.StatusNotFound && e.Kind == "namespaces"
-}
-
 // reasonForCode is the Status reason a bare HTTP code implies: the one
 // apimachinery gives it, else the code's status text without spaces (e.g.
 // "RequestEntityTooLarge"), else "Unknown".

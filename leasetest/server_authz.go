@@ -113,6 +113,7 @@ func forbidden(u *user, rt *route) *apierrors.StatusError {
 	if rt.ns == "" {
 		scope = "at the cluster scope"
 	}
+	//lint:ignore ST1005 worded exactly as kube-apiserver's authorization filter words it
 	return apierrors.NewForbidden(leasesGR, rt.name, fmt.Errorf(
 		"User %q cannot %s resource %q in API group %q %s", u.name, rt.verb, leasesGR.Resource, group, scope))
 }
