@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 )
 
@@ -40,4 +41,32 @@ func UseOriginalExpiry(l *KubernetesLease) { l.flaws.originalExpiry = true }
 func RequestDeadline(ctx context.Context) (time.Time, bool) {
 	t, ok := ctx.Value(deadlineKey{}).(time.Time)
 	return t, ok
+}
+
+// SeedJitter makes the renewal schedule's jitter, for every lease, a
+// sequence in the production range [0, 1) that follows from seed, until
+// the returned function restores the previous source. Leases running
+// meanwhile share the sequence.
+func SeedJitter(seed uint64) (restore func()) {
+	r := rand.New(rand.NewPCG(seed, 0x72656e6577))
+	jitterSeam.Lock()
+	old := jitterSeam.f
+	jitterSeam.f = r.Float64
+	jitterSeam.Unlock()
+	return func() {
+		jitterSeam.Lock()
+		jitterSeam.f = old
+		jitterSeam.Unlock()
+	}
+}
+
+// RetryWait is the wait after failed attempt number failures+1.
+func RetryWait(failures int, interval, retryAfter, left time.Duration, u float64) time.Duration {
+	return retryWait(failures, interval, retryAfter, left, u)
+}
+
+// AttemptTimeoutAt is l's timeout for a renewal attempt made with left
+// before the deadline.
+func AttemptTimeoutAt(l *KubernetesLease, left time.Duration) time.Duration {
+	return l.attemptTimeoutAt(left)
 }

@@ -184,8 +184,12 @@ func TestRenewalAttemptTimeout(t *testing.T) {
 	arrived := e.srv.Received()
 	a.clk.Step(5 * time.Second)
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
-	// One attempt is capped at min(10s, RenewalInterval) = 5s: then a retry.
-	a.clk.Step(5 * time.Second)
+	// With 9.7s left, the attempt's timeout is a third of it (below the cap
+	// of min(10s, RenewalInterval) = 5s): then a retry.
+	want := (15*time.Second - lease.Margin(15*time.Second) - 5*time.Second) / 3
+	got := a.events.wait(t, "renew-attempt ")
+	assert.Equal(t, "renew-attempt "+want.String(), got)
+	a.clk.Step(want)
 	a.events.wait(t, "renew-retry-wait")
 	a.clk.Step(time.Second)
 	a.events.wait(t, "renewed")
