@@ -44,8 +44,10 @@
 // CheckAlive() == false. The first failed check ends the tenure for good.
 // CheckAlive turns false on time even while a renewal request hangs.
 //
-// The holder renews every RenewalInterval (default TTL/3) minus up to 10 %
-// jitter with one PUT of the object it last wrote: no GET on the happy path. The wait is cut, if need be, so that a full attempt of
+// The holder renews every RenewalInterval (default TTL/3) ± 10 % uniform
+// jitter, so on average once per RenewalInterval (12 PUTs a minute at the
+// default TTL), with one PUT of the object it last wrote: no GET on the
+// happy path. The wait is cut, if need be, so that a full attempt of
 // min(10 s, RenewalInterval) fits before the deadline. Each attempt takes a
 // stamp of its own, and only its own success moves the deadline. Its
 // timeout is min(10 s, RenewalInterval, max(R/3, 1 s), R), where R is the

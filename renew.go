@@ -17,8 +17,9 @@ import (
 // before the deadline of the last successful write (stamp + TTL − margin,
 // by the smaller of what the monotonic and the wall clock say).
 //
-//   - Between renewals the holder waits RenewalInterval minus up to 10 %
-//     jitter, cut so that a full attempt, attemptTimeout = min(10 s,
+//   - Between renewals the holder waits RenewalInterval ± renewJitter
+//     (uniform, so the mean is RenewalInterval: 12 PUTs a minute at TTL
+//     15 s), cut so that a full attempt, attemptTimeout = min(10 s,
 //     RenewalInterval), fits before the deadline.
 //   - Each attempt's timeout is min(attemptTimeout, max(R/3,
 //     minAttemptTimeout), R): long while there is time, shorter as the
@@ -53,6 +54,7 @@ import (
 // when its body is built, and only its own success moves the deadline, to
 // that stamp + TTL − margin.
 const (
+	renewJitter       = 0.1                    // ± fraction of RenewalInterval
 	retryInitial      = 200 * time.Millisecond // d of the first retry wait
 	retryMaxWait      = time.Second            // cap on d once failures start
 	minAttemptTimeout = time.Second            // floor of R/3 for an attempt's timeout
@@ -77,8 +79,8 @@ func randFloat() float64 {
 	return rand.Float64()
 }
 
-// renewLoop renews tenure t every RenewalInterval (minus up to 10 %
-// jitter) until the tenure ends or ctx is cancelled by Release.
+// renewLoop renews tenure t every RenewalInterval ± 10 % until the tenure
+// ends or ctx is cancelled by Release.
 func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 	defer close(t.done)
 	if l.armed != nil {
@@ -97,7 +99,7 @@ func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 		}()
 	}
 	for {
-		wait := l.s.RenewalInterval - time.Duration(randFloat()*float64(l.s.RenewalInterval)/10)
+		wait := renewWait(l.s.RenewalInterval, randFloat())
 		// Leave room for one full attempt before the deadline, however
 		// close RenewalInterval is to TTL.
 		l.mu.Lock()
@@ -110,6 +112,12 @@ func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 			return
 		}
 	}
+}
+
+// renewWait is the wait between renewals for jitter u in [0, 1): uniform
+// in interval ± renewJitter, so its mean is interval.
+func renewWait(interval time.Duration, u float64) time.Duration {
+	return interval + time.Duration((2*u-1)*renewJitter*float64(interval))
 }
 
 // sleep waits d on the injected clock, cut short by the tenure's deadline.

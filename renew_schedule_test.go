@@ -11,6 +11,33 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+func TestRenewWait(t *testing.T) {
+	const interval = 5 * time.Second
+	tests := []struct {
+		name string
+		u    float64
+		want time.Duration
+	}{
+		{"lowest draw: 10 % early", 0, 4500 * time.Millisecond},
+		{"middle draw: on time", 0.5, interval},
+		{"high draw: 10 % late, nearly", 0.999, 5499 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := lease.RenewWait(interval, tc.u); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// Draws u and 1−u are equally likely and their waits average to the
+	// interval: the mean wait is exactly RenewalInterval.
+	for _, u := range []float64{0, 0.1, 0.25, 0.4, 0.5} {
+		if got := lease.RenewWait(interval, u) + lease.RenewWait(interval, 1-u); got != 2*interval {
+			t.Errorf("u=%v: got waits summing to %v, want %v", u, got, 2*interval)
+		}
+	}
+}
+
 func TestRetryWait(t *testing.T) {
 	const interval = 5 * time.Second
 	tests := []struct {
@@ -68,6 +95,40 @@ func TestAttemptTimeoutAt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A held lease at the default TTL costs one PUT per RenewalInterval on
+// average: 12 a minute at TTL 15 s, with every wait within ±10 %.
+func TestRenewalCadence(t *testing.T) {
+	t.Cleanup(lease.SeedJitter(1))
+	e := newEnv(t)
+	a := e.newLease("pod-a")
+	a.acquire(t)
+	const renewals = 600
+	const interval = 5 * time.Second
+	var total time.Duration
+	above := 0
+	for range renewals {
+		name := a.events.wait(t, "renew-wait ")
+		wait, err := time.ParseDuration(strings.TrimPrefix(name, "renew-wait "))
+		require.NoError(t, err, name)
+		if wait < 4500*time.Millisecond || wait > 5500*time.Millisecond {
+			t.Fatalf("wait: got %v, want within 5s ± 10%%", wait)
+		}
+		if wait > interval {
+			above++
+		}
+		total += wait
+		a.clk.Step(wait)
+		a.events.wait(t, "renewed")
+	}
+	mean := total / renewals
+	perMinute := float64(e.srv.Count("update")) / (total.Minutes())
+	t.Logf("%d renewals: mean wait %v, %.2f PUTs a minute, %d waits above RenewalInterval", renewals, mean, perMinute, above)
+	assert.InDelta(t, interval.Seconds(), mean.Seconds(), 0.025, "mean wait: got %v, want 5s ± 25ms", mean)
+	assert.InDelta(t, 12, perMinute, 0.06, "PUTs a minute: got %.2f, want 12 ± 0.5 %%", perMinute)
+	assert.Greater(t, above, renewals/3, "waits above RenewalInterval: got %d of %d, want about half", above, renewals)
+	assert.Equal(t, renewals, e.srv.Count("update"), "PUTs: got %d, want one per renewal", e.srv.Count("update"))
 }
 
 // Under a blackhole, attempts shrink as the deadline nears, retries follow
