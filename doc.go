@@ -44,11 +44,30 @@
 // CheckAlive() == false. The first failed check ends the tenure for good.
 // CheckAlive turns false on time even while a renewal request hangs.
 //
-// The holder renews every RenewalInterval (default TTL/3) minus up to 10 %
-// jitter with one PUT of the object it last wrote: no GET on the happy path.
-// Failed attempts are retried with jittered exponential backoff (honouring
-// Retry-After), each attempt bounded by min(10 s, RenewalInterval) and by the
-// deadline. A 409 or 404 makes it re-read the Lease: if the record still names
+// The holder renews every RenewalInterval (default TTL/3) ± 10 % uniform
+// jitter, so on average once per RenewalInterval (12 PUTs a minute at the
+// default TTL), with one PUT of the object it last wrote: no GET on the
+// happy path. The wait is cut, if need be, so that a full attempt of
+// min(10 s, RenewalInterval) fits before the deadline. Each attempt takes a
+// stamp of its own, and only its own success moves the deadline. Its
+// timeout is min(10 s, RenewalInterval, max(R/3, 1 s), R), where R is the
+// time left before the deadline: shorter as the deadline nears, never past
+// it. An attempt that times out closes the connection it went out on (on
+// the library's own transport), so the retry dials afresh. A failed attempt
+// is retried after a jittered exponential backoff from 100–200 ms, capped at
+// 1 s (and at RenewalInterval), or after the server's Retry-After when
+// longer; no wait ends later than 250 ms before the deadline, so a last
+// attempt always fits.
+//
+// So the lease is kept through any outage that ends 1.5 s or more before
+// the deadline: connections refused or reset, error answers, or a blackhole
+// that holds or drops the bytes; provided that, once reachable, the server
+// answers within 250 ms on a fresh connection and asks for no Retry-After
+// over 1 s, and that the transport is the library's own (Config.HTTPClient
+// unset). After a refusal, reset or error answer, an attempt starts within
+// 1 s of the server answering again, unless the deadline comes first.
+//
+// A 409 or 404 makes it re-read the Lease: if the record still names
 // this instance (same Owner, same nonce, same uid) it writes again from the
 // fresh copy, keeping what others changed; a 404 or a new uid ends the tenure
 // with LostDeleted; another holder, or none, ends it with LostConflict. When

@@ -6,22 +6,81 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/kubelease/lease/internal/wire"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
-// Renewal retry backoff: jittered exponential from retryInitial, each wait
-// capped at the renewal interval (and never past the deadline).
+// The renewal schedule. Times are on the lease's clock; R is the time left
+// before the deadline of the last successful write (stamp + TTL − margin,
+// by the smaller of what the monotonic and the wall clock say).
+//
+//   - Between renewals the holder waits RenewalInterval ± renewJitter
+//     (uniform, so the mean is RenewalInterval: 12 PUTs a minute at TTL
+//     15 s), cut so that a full attempt, attemptTimeout = min(10 s,
+//     RenewalInterval), fits before the deadline.
+//   - Each attempt's timeout is min(attemptTimeout, max(R/3,
+//     minAttemptTimeout), R): long while there is time, shorter as the
+//     deadline nears so that an attempt lost in a blackhole leaves room for
+//     the next one, and never past the deadline.
+//   - After a failed attempt (number n, from 0) the holder waits a draw
+//     from [d/2, d], d = min(retryInitial·2ⁿ, retryMaxWait,
+//     RenewalInterval): 100–200 ms, then up to 400 ms, 800 ms, 1 s, 1 s...
+//     A longer Retry-After is honoured. Whichever it is, a wait is cut to
+//     end lastAttempt before the deadline, so that one last attempt still
+//     fits; a wait that starts within lastAttempt of the deadline is not
+//     cut, and sleep ends it at the deadline.
+//   - An attempt that timed out on the library's own transport closes the
+//     connection it went out on, so the retry dials afresh rather than
+//     queueing behind a dead HTTP/2 connection (see request).
+//
+// Hence the lease is kept through any outage that ends 1.5 s or more before
+// the deadline — connections refused or reset, error answers, a blackhole
+// that delivers the held bytes when it ends (the attempt in flight is
+// answered then) or one that drops them (the attempt in flight, started
+// with R ≥ 1.5 s, times out with R ≥ 0.5 s) — provided that, once
+// reachable, the server answers a renewal within lastAttempt (250 ms) on a
+// fresh connection, sends no Retry-After longer than retryMaxWait, and the
+// transport is the library's own (with Config.HTTPClient, dropping the
+// connection is up to the caller's transport). After a refusal, a reset or
+// an error answer, an attempt starts within retryMaxWait of the server
+// answering again: for an outage that ends 1.5 s before the deadline, with
+// 500 ms or more left. TestRenewalRidesOutOutages shows it at every phase
+// of the renewal cycle.
+//
+// None of this stretches a deadline: each attempt takes a stamp of its own
+// when its body is built, and only its own success moves the deadline, to
+// that stamp + TTL − margin.
 const (
-	retryInitial = 200 * time.Millisecond
-	retryJitter  = 0.5
+	renewJitter       = 0.1                    // ± fraction of RenewalInterval
+	retryInitial      = 200 * time.Millisecond // d of the first retry wait
+	retryMaxWait      = time.Second            // cap on d once failures start
+	minAttemptTimeout = time.Second            // floor of R/3 for an attempt's timeout
+	lastAttempt       = 250 * time.Millisecond // left for the last attempt
 )
 
-// renewLoop renews tenure t every RenewalInterval (minus up to 10 %
-// jitter) until the tenure ends or ctx is cancelled by Release.
+// jitterSeam, when set (tests only), replaces math/rand/v2 as the source of
+// the schedule's randomness, so that a test can seed it.
+var jitterSeam struct {
+	sync.Mutex                // guards f
+	f          func() float64 // nil: rand.Float64
+}
+
+// randFloat returns a pseudo-random number in [0, 1) for the schedule's
+// jitter.
+func randFloat() float64 {
+	jitterSeam.Lock()
+	defer jitterSeam.Unlock()
+	if jitterSeam.f != nil {
+		return jitterSeam.f()
+	}
+	return rand.Float64()
+}
+
+// renewLoop renews tenure t every RenewalInterval ± 10 % until the tenure
+// ends or ctx is cancelled by Release.
 func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 	defer close(t.done)
 	if l.armed != nil {
@@ -40,9 +99,9 @@ func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 		}()
 	}
 	for {
-		wait := l.s.RenewalInterval - time.Duration(rand.Int64N(int64(l.s.RenewalInterval)/10+1))
-		// Leave room for one attempt before the deadline, however close
-		// RenewalInterval is to TTL.
+		wait := renewWait(l.s.RenewalInterval, randFloat())
+		// Leave room for one full attempt before the deadline, however
+		// close RenewalInterval is to TTL.
 		l.mu.Lock()
 		wait = min(wait, l.remaining(t.start)-l.attemptTimeout())
 		l.mu.Unlock()
@@ -53,6 +112,12 @@ func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 			return
 		}
 	}
+}
+
+// renewWait is the wait between renewals for jitter u in [0, 1): uniform
+// in interval ± renewJitter, so its mean is interval.
+func renewWait(interval time.Duration, u float64) time.Duration {
+	return interval + time.Duration((2*u-1)*renewJitter*float64(interval))
 }
 
 // sleep waits d on the injected clock, cut short by the tenure's deadline.
@@ -89,14 +154,7 @@ func (l *KubernetesLease) sleep(ctx context.Context, t *tenure, d time.Duration,
 // the tenure is found lost, or its deadline passes. It reports whether the
 // tenure is still alive.
 func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
-	b := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(retryInitial),
-		backoff.WithRandomizationFactor(retryJitter),
-		backoff.WithMaxInterval(l.s.RenewalInterval),
-		backoff.WithMaxElapsedTime(0),
-		backoff.WithClockProvider(passiveClock{l}),
-	)
-	rereads := 0
+	failures, rereads := 0, 0
 	for {
 		st := l.now()
 		l.mu.Lock()
@@ -106,12 +164,11 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 		}
 		body := t.obj.DeepCopy()
 		l.stampRenew(body, st)
-		timeout := min(l.attemptTimeout(), l.remaining(t.start))
+		timeout := l.attemptTimeoutAt(l.remaining(t.start))
 		l.mu.Unlock()
 
-		rctx, cancel := withTimeout(ctx, l.clock, timeout)
-		res, err := l.rest.do(rctx, http.MethodPut, l.path, body)
-		cancel()
+		l.emit("renew-attempt " + timeout.String())
+		res, err := l.request(ctx, http.MethodPut, body, timeout)
 		if ctx.Err() != nil {
 			return false
 		}
@@ -146,10 +203,31 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 				err = gerr
 			}
 		}
-		if !l.backoff(ctx, t, b, err) {
+		if !l.backoff(ctx, t, failures, err) {
 			return false
 		}
+		failures++
 	}
+}
+
+// request sends one renewal request (body nil for a GET) bounded by
+// timeout. When it times out on the library's own transport, the
+// connection it was sent on is closed, so that the retry dials afresh: an
+// HTTP/2 connection that another stream keeps busy is not idle, and
+// CloseIdleConnections would leave it for the retry to queue behind.
+func (l *KubernetesLease) request(ctx context.Context, method string, body *wire.Lease, timeout time.Duration) (*result, error) {
+	rctx, cancel := withTimeout(ctx, l.clock, timeout)
+	defer cancel()
+	rctx, conn := traceConn(rctx)
+	var payload any
+	if body != nil {
+		payload = body
+	}
+	res, err := l.rest.do(rctx, method, l.path, payload)
+	if err != nil && l.rest.ownTransport && errors.Is(err, errTimeout) {
+		conn.drop()
+	}
+	return res, err
 }
 
 // reread handles a 409 or 404 on renewal by reading the Lease. done is true
@@ -157,12 +235,10 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 // nil error, the cached object was refreshed from a copy that is still ours.
 func (l *KubernetesLease) reread(ctx context.Context, t *tenure) (done, alive bool, err error) {
 	l.mu.Lock()
-	timeout := min(l.attemptTimeout(), l.remaining(t.start))
+	timeout := l.attemptTimeoutAt(l.remaining(t.start))
 	uid := t.obj.UID
 	l.mu.Unlock()
-	rctx, cancel := withTimeout(ctx, l.clock, timeout)
-	defer cancel()
-	res, err := l.rest.do(rctx, http.MethodGet, l.path, nil)
+	res, err := l.request(ctx, http.MethodGet, nil, timeout)
 	if ctx.Err() != nil {
 		return true, false, nil
 	}
@@ -197,27 +273,51 @@ func (l *KubernetesLease) reread(ctx context.Context, t *tenure) (done, alive bo
 	return false, true, nil
 }
 
-// backoff records err and waits before the next renewal attempt: the next
-// jittered backoff, or longer when the server asked for it with
-// Retry-After, but never past the deadline. At the deadline the tenure is
-// lost, wrapping err. It reports whether the tenure is still alive.
-func (l *KubernetesLease) backoff(ctx context.Context, t *tenure, b backoff.BackOff, err error) bool {
-	wait := b.NextBackOff()
+// backoff records err, the error of failed attempt number failures+1, and
+// waits before the next attempt: see the schedule above. At the deadline
+// the tenure is lost, wrapping err. It reports whether the tenure is still
+// alive.
+func (l *KubernetesLease) backoff(ctx context.Context, t *tenure, failures int, err error) bool {
+	var retryAfter time.Duration
 	var apiErr *APIError
-	if errors.As(err, &apiErr) && apiErr.RetryAfter > wait {
-		wait = apiErr.RetryAfter
+	if errors.As(err, &apiErr) {
+		retryAfter = apiErr.RetryAfter
 	}
 	l.mu.Lock()
 	t.lastErr = err
+	left := l.remaining(t.start)
 	l.mu.Unlock()
+	wait := retryWait(failures, l.s.RenewalInterval, retryAfter, left, randFloat())
 	l.s.Observer.RenewFailed(err)
 	l.log.Debug("kubelease: renewal attempt failed", "err", err, "retryIn", wait)
 	return l.sleep(ctx, t, wait, "renew-retry-wait "+wait.String())
 }
 
-// attemptTimeout bounds one renewal request: min(10 s, RenewalInterval).
+// retryWait is the wait after failed attempt number failures+1, for the
+// renewal interval, the server's Retry-After (0: none), the time left
+// before the deadline and jitter u in [0, 1): drawn from [d/2, d] with
+// d = min(retryInitial·2^failures, retryMaxWait, interval), or retryAfter
+// when longer, then cut to end lastAttempt before the deadline when more
+// than that is left. sleep cuts any wait at the deadline.
+func retryWait(failures int, interval, retryAfter, left time.Duration, u float64) time.Duration {
+	d := min(retryInitial<<min(failures, 16), retryMaxWait, interval)
+	wait := max(d/2+time.Duration(u*float64(d/2)), retryAfter)
+	if left > lastAttempt {
+		wait = min(wait, left-lastAttempt)
+	}
+	return wait
+}
+
+// attemptTimeout caps one renewal request: min(10 s, RenewalInterval).
 func (l *KubernetesLease) attemptTimeout() time.Duration {
 	return min(MaxRenewAttemptTimeout, l.s.RenewalInterval)
+}
+
+// attemptTimeoutAt is the timeout of an attempt made with left before the
+// deadline: a third of it, but at least minAttemptTimeout, capped by
+// attemptTimeout and by the deadline.
+func (l *KubernetesLease) attemptTimeoutAt(left time.Duration) time.Duration {
+	return min(l.attemptTimeout(), max(left/3, minAttemptTimeout), left)
 }
 
 // passiveClock adapts the lease's clock to backoff.Clock.

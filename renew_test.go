@@ -39,21 +39,27 @@ func TestRenewalIsOnePut(t *testing.T) {
 }
 
 func TestRenewalIntervalHasJitter(t *testing.T) {
+	t.Cleanup(lease.SeedJitter(3))
 	e := newEnv(t)
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	seen := map[time.Duration]bool{}
-	for range 8 {
+	above := 0
+	for range 16 {
 		name := a.events.wait(t, "renew-wait")
 		wait, err := time.ParseDuration(strings.TrimPrefix(name, "renew-wait "))
 		require.NoError(t, err, name)
-		assert.GreaterOrEqual(t, wait, 4500*time.Millisecond, "at most 10 %% jitter")
-		assert.LessOrEqual(t, wait, 5*time.Second, "never above RenewalInterval")
+		assert.GreaterOrEqual(t, wait, 4500*time.Millisecond, "wait: got %v, want at most 10 %% early", wait)
+		assert.LessOrEqual(t, wait, 5500*time.Millisecond, "wait: got %v, want at most 10 %% late", wait)
+		if wait > 5*time.Second {
+			above++
+		}
 		seen[wait] = true
 		a.clk.Step(wait)
 		a.events.wait(t, "renewed")
 	}
 	assert.Greater(t, len(seen), 1, "the waits vary")
+	assert.Positive(t, above, "waits above RenewalInterval: got none, want some (jitter around it)")
 }
 
 func TestRenewalIntervalNearTTLStillRenews(t *testing.T) {
@@ -184,8 +190,12 @@ func TestRenewalAttemptTimeout(t *testing.T) {
 	arrived := e.srv.Received()
 	a.clk.Step(5 * time.Second)
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
-	// One attempt is capped at min(10s, RenewalInterval) = 5s: then a retry.
-	a.clk.Step(5 * time.Second)
+	// With 9.7s left, the attempt's timeout is a third of it (below the cap
+	// of min(10s, RenewalInterval) = 5s): then a retry.
+	want := (15*time.Second - lease.Margin(15*time.Second) - 5*time.Second) / 3
+	got := a.events.wait(t, "renew-attempt ")
+	assert.Equal(t, "renew-attempt "+want.String(), got)
+	a.clk.Step(want)
 	a.events.wait(t, "renew-retry-wait")
 	a.clk.Step(time.Second)
 	a.events.wait(t, "renewed")

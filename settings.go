@@ -48,7 +48,7 @@ type Settings struct {
 	// leaseDurationSeconds, rounded up to whole seconds.
 	TTL time.Duration
 	// RenewalInterval is the time between renewals. 0 means TTL/3; otherwise
-	// positive and below TTL. Each wait is shortened by up to 10 % jitter.
+	// positive and below TTL. Each wait is jittered by ±10 %, mean RenewalInterval.
 	RenewalInterval time.Duration
 
 	// AcquireRetries is how many times one Acquire re-reads and retries after
