@@ -23,12 +23,15 @@ demo:
 ci:
 	bash .ci/run
 
-# The long fault-schedule campaign: 2,000 seeded schedules (DESIGN §4's
-# safety promise checked by machine). A failing seed re-runs alone with
-# go test -run TestChaos -chaos.seed=<seed> -v .
+# The long fault-schedule campaigns: 2,000 seeded schedules of the lease
+# (DESIGN §4's safety promise checked by machine), then 2,000 of the runner
+# (DESIGN §6, on works). A failing seed re-runs alone with
+# go test -run 'TestChaos$' -chaos.seed=<seed> -v . ('TestChaosRunner$' for a runner seed).
 chaos:
 	$(GO) test -race -count=1 -run 'TestChaos$$' -chaos.n=2000 -timeout 60m -v . > chaos.out 2>&1; \
-	status=$$?; grep -E '^(---|ok|FAIL|PASS)|chaos:|seed [0-9]+:' chaos.out; exit $$status
+	status=$$?; \
+	$(GO) test -race -count=1 -run 'TestChaosRunner$$' -chaos.n=2000 -timeout 60m -v . >> chaos.out 2>&1 || status=1; \
+	grep -E '^(---|ok|FAIL|PASS)|chaos:|seed [0-9]+:' chaos.out; exit $$status
 
 # Each fuzz target for FUZZTIME (default 60s), one after the other.
 FUZZTIME ?= 60s
