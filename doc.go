@@ -43,6 +43,12 @@
 // monotonic clock stopped, its wall clock did not) wakes up with
 // CheckAlive() == false. The first failed check ends the tenure for good.
 // CheckAlive turns false on time even while a renewal request hangs.
+// Limit: a process suspended past its deadline whose wall clock is also
+// stepped back before it resumes (both clocks then say little time passed)
+// cannot tell, and believes it holds until its next renewal finds the
+// Lease taken; nothing local can detect that, and only fencing with the
+// token protects against it (the runner fault campaign meets it in about
+// one schedule in a thousand, and reports it apart).
 //
 // The holder renews every RenewalInterval (default TTL/3) ± 10 % uniform
 // jitter, so on average once per RenewalInterval (12 PUTs a minute at the
