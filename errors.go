@@ -1,106 +1,135 @@
 package lease
 
 import (
+	"errors"
 	"fmt"
-	"net/http"
 	"strings"
-	"time"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// APIError is an answer from the API server that was not a success: its
-// HTTP status code, the metav1.Status reason and message (or, for bodies
-// that are not a Status, such as priority-and-fairness 429s, the reason the
-// code implies and the start of the text), and the Retry-After it asked for.
+// Errors returned by this package. Check them with errors.Is.
+var (
+	// ErrNotHeld is matched by the cause of RunSingleton's work context, and
+	// by the error RunSingleton returns, when the tenure the work ran under
+	// was ended by a call to Release that RunSingleton did not make (a
+	// shutdown hook, say): the work needs the lease held and it no longer is.
+	ErrNotHeld = errors.New("lease: not held")
+
+	// ErrLost is matched by every *LostError: the lease was held and is no
+	// longer, without a voluntary Release.
+	ErrLost = errors.New("lease: lost")
+
+	// ErrInvalidSettings is matched by the error NewKubernetesLease returns
+	// for Settings that fail validation.
+	ErrInvalidSettings = errors.New("lease: invalid settings")
+
+	// ErrInvalidToken is matched by errors from ParseToken and Token.Compare
+	// for tokens that are not of the form "<resourceVersion>/<transitions>"
+	// with a canonical integer resourceVersion.
+	ErrInvalidToken = errors.New("lease: invalid token")
+
+	// ErrBadResponse is matched by errors for answers the library could not
+	// understand: garbage or truncated bodies, oversized bodies, or an object
+	// that is not the Lease that was asked for.
+	ErrBadResponse = errors.New("lease: bad response from API server")
+)
+
+// LostReason says why a tenure ended.
+type LostReason string
+
+// The reasons a tenure can end without a voluntary Release.
+const (
+	// LostConflict: the Lease names another holder, or none, or another
+	// instance with the same Owner (a different nonce).
+	LostConflict LostReason = "conflict"
+	// LostDeleted: the Lease was deleted (404) or re-created (its uid changed).
+	LostDeleted LostReason = "deleted"
+	// LostDeadline: no renewal succeeded before the deadline, because the API
+	// server was unreachable, too slow, or gave answers that were not a
+	// decision. CheckAlive turned false on time.
+	LostDeadline LostReason = "deadline"
+)
+
+// LostError is the reason passed to OnLost handlers. It says which tenure
+// ended (Token), why (Reason), who holds the lease now if known (Holder),
+// and the last error seen, if any (Err). errors.Is(err, ErrLost) is true.
+type LostError struct {
+	Reason LostReason
+	Holder string
+	Token  Token
+	Err    error
+}
+
+// Error implements error.
+func (e *LostError) Error() string {
+	msg := fmt.Sprintf("lease: lost tenure %s: %s", e.Token, e.Reason)
+	if e.Holder != "" {
+		msg += fmt.Sprintf(" (holder now %q)", e.Holder)
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the underlying error, if any.
+func (e *LostError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrLost.
+func (e *LostError) Is(target error) bool { return target == ErrLost }
+
+// ErrWorkDidNotStop is returned by RunSingleton (and by a Release that had
+// to stop RunSingleton's work first) when work did not return within the
+// grace period after its context was cancelled.
 //
-// It implements apimachinery's APIStatus interface, so the helpers of
-// k8s.io/apimachinery/pkg/api/errors (IsNotFound, IsConflict, ...) work on it.
-type APIError struct {
-	// StatusCode is the HTTP status code.
-	StatusCode int
-	// Reason is the Status reason, e.g. "Conflict", "NotFound", "Forbidden".
-	Reason metav1.StatusReason
-	// Message is the server's message, at most a few hundred bytes.
-	Message string
-	// Kind is details.kind of the Status, e.g. "leases" or "namespaces".
-	Kind string
-	// RetryAfter is the delay the server asked for, 0 if none.
-	RetryAfter time.Duration
-	// Method and Path say which request got the answer.
-	Method, Path string
+// When the tenure is still held (ctx ended, or a Release asked work to
+// stop), it is NOT released while work may still run: a peer would start
+// beside it. It is kept and renewed, and released as soon as work returns;
+// until then the instance is busy (ErrBusy) and Release returns this error
+// again. When the tenure was lost instead, a peer may already run: nothing
+// this process does can stop that, and only fencing writes with the token
+// (see Token) protects what work still writes. In both cases the usual
+// answer is to exit the process.
+var ErrWorkDidNotStop = errors.New("lease: work did not return within the grace period")
 
-	// hint is the library's explanation, shown in parentheses after the
-	// message: which credentials a 401 was sent with, and to which server,
-	// or that the answer does not look like the Kubernetes API's. It never
-	// holds a credential.
-	hint string
+// ErrBusy is returned by RunSingleton, at once and without I/O, when a work
+// started by another RunSingleton call on the same lease instance is still
+// running (also one abandoned after ErrWorkDidNotStop): one instance never
+// runs two works at a time. Give each RunSingleton its own instance, or wait
+// for the first to return.
+var ErrBusy = errors.New("lease: busy: another RunSingleton's work is running on this lease instance")
+
+// errReleased is the cause of work's context, and what RunSingleton
+// returns, when the tenure was ended by a Release that RunSingleton did not
+// make (a shutdown hook, say).
+var errReleased = fmt.Errorf("%w: the tenure was ended by a call to Release", ErrNotHeld)
+
+// joinErrs joins the non-nil errors on one line ("a; b"), keeping them
+// for errors.Is and errors.As.
+func joinErrs(errs ...error) error {
+	var nn []error
+	for _, e := range errs {
+		if e != nil {
+			nn = append(nn, e)
+		}
+	}
+	switch len(nn) {
+	case 0:
+		return nil
+	case 1:
+		return nn[0]
+	}
+	return lineErrors(nn)
 }
 
-// Error implements error. After the server's message it may add, in
-// parentheses, what the library knows about the failure, e.g. for a 401
-// "(sent bearer token from file /var/run/.../token to https://10.0.0.1:443)",
-// or for a proxy's HTML page "(not a Kubernetes API answer; is Config.Host
-// https://10.0.0.1:443 the Kubernetes API server?)".
-func (e *APIError) Error() string {
-	msg := e.Message
-	if msg == "" {
-		msg = http.StatusText(e.StatusCode)
+// lineErrors is several errors printed on one line.
+type lineErrors []error
+
+func (e lineErrors) Error() string {
+	s := make([]string, len(e))
+	for i, err := range e {
+		s[i] = err.Error()
 	}
-	s := fmt.Sprintf("lease: %s %s: %d %s: %s", e.Method, e.Path, e.StatusCode, e.Reason, msg)
-	if e.hint != "" {
-		s += " (" + e.hint + ")"
-	}
-	return s
+	return strings.Join(s, "; ")
 }
 
-// addHint adds h to e's hint.
-func (e *APIError) addHint(h string) {
-	if e.hint != "" {
-		e.hint += "; "
-	}
-	e.hint += h
-}
-
-// Status returns the error as a metav1.Status, for apimachinery's helpers.
-func (e *APIError) Status() metav1.Status {
-	st := metav1.Status{
-		Status:  metav1.StatusFailure,
-		Code:    int32(e.StatusCode),
-		Reason:  e.Reason,
-		Message: e.Message,
-	}
-	if e.Kind != "" || e.RetryAfter > 0 {
-		st.Details = &metav1.StatusDetails{Kind: e.Kind, RetryAfterSeconds: int32(e.RetryAfter / time.Second)}
-	}
-	return st
-}
-
-// reasonForCode is the Status reason a bare HTTP code implies: the one
-// apimachinery gives it, else the code's status text without spaces (e.g.
-// "RequestEntityTooLarge"), else "Unknown".
-func reasonForCode(code int) metav1.StatusReason {
-	if r := apierrors.ReasonForError(apierrors.NewGenericServerResponse(code, "", schemaLeases, "", "", 0, false)); r != "" {
-		return r
-	}
-	if text := http.StatusText(code); text != "" {
-		return metav1.StatusReason(strings.ReplaceAll(strings.ReplaceAll(text, " ", ""), "-", ""))
-	}
-	return "Unknown"
-}
-
-// invalidSettingsError is a problem with the settings found by a check
-// other than Validate (the Config's host, TLS files, proxy, credentials),
-// worded as Validate words its own: one line, one "lease: " prefix.
-type invalidSettingsError struct{ err error }
-
-// invalidSettings wraps err so that it matches both ErrInvalidSettings and
-// err, reading "lease: invalid settings: <err without its lease: prefix>".
-func invalidSettings(err error) error { return &invalidSettingsError{err: err} }
-
-func (e *invalidSettingsError) Error() string {
-	return ErrInvalidSettings.Error() + ": " + strings.TrimPrefix(e.err.Error(), "lease: ")
-}
-
-func (e *invalidSettingsError) Unwrap() []error { return []error{ErrInvalidSettings, e.err} }
+func (e lineErrors) Unwrap() []error { return e }

@@ -95,14 +95,11 @@ func (l *KubernetesLease) cleanUnsure(ctx context.Context) {
 	if !unsure {
 		return
 	}
-	res, err := l.rest.do(ctx, http.MethodGet, l.path, nil)
-	if err == nil {
-		err = l.checkObject(res.obj)
+	cur, err := l.read(ctx, 0)
+	if err == nil && cur != nil && l.isOurs(cur) {
+		err = l.deleteOurs(ctx, cur)
 	}
-	if err == nil && l.isOurs(res.obj) {
-		err = l.deleteOurs(ctx, res.obj)
-	}
-	if err != nil && !isLeaseNotFound(err) {
+	if err != nil {
 		l.log.Warn("kubelease: cleaning up after an acquire with an unknown outcome", "err", err)
 	}
 }
@@ -119,20 +116,16 @@ func (l *KubernetesLease) deleteOurs(ctx context.Context, obj *wire.Lease) error
 		if !apierrors.IsConflict(err) {
 			return err
 		}
-		res, gerr := l.rest.do(ctx, http.MethodGet, l.path, nil)
-		if isLeaseNotFound(gerr) {
-			return nil
-		}
-		if gerr != nil {
+		cur, gerr := l.read(ctx, 0)
+		switch {
+		case gerr != nil:
 			return gerr
-		}
-		if gerr := l.checkObject(res.obj); gerr != nil {
-			return gerr
-		}
-		if res.obj.UID != obj.UID || !l.isOurs(res.obj) {
+		case cur == nil:
+			return nil // gone
+		case cur.UID != obj.UID || !l.isOurs(cur):
 			return nil // someone else's now: leave it alone
 		}
-		obj = res.obj
+		obj = cur
 	}
 	return fmt.Errorf("lease: releasing %s: the record kept changing while still ours: %w", l.path, err)
 }

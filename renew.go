@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kubelease/lease/internal/wire"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
@@ -190,16 +189,15 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 			return true
 		}
 		if apierrors.IsConflict(err) || isLeaseNotFound(err) {
-			done, alive, gerr := l.reread(ctx, t)
-			if done {
-				return alive
-			}
-			if gerr == nil {
+			switch outcome, gerr := l.reread(ctx, t); outcome {
+			case rereadEnded:
+				return false
+			case rereadStillOurs:
 				rereads++
 				if rereads == 1 {
 					continue // the fresh copy is ours: PUT again at once
 				}
-			} else {
+			default:
 				err = gerr
 			}
 		}
@@ -210,67 +208,53 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 	}
 }
 
-// request sends one renewal request (body nil for a GET) bounded by
-// timeout. When it times out on the library's own transport, the
-// connection it was sent on is closed, so that the retry dials afresh: an
-// HTTP/2 connection that another stream keeps busy is not idle, and
-// CloseIdleConnections would leave it for the retry to queue behind.
-func (l *KubernetesLease) request(ctx context.Context, method string, body *wire.Lease, timeout time.Duration) (*result, error) {
-	rctx, cancel := withTimeout(ctx, l.clock, timeout)
-	defer cancel()
-	rctx, conn := traceConn(rctx)
-	var payload any
-	if body != nil {
-		payload = body
-	}
-	res, err := l.rest.do(rctx, method, l.path, payload)
-	if err != nil && l.rest.ownTransport && errors.Is(err, errTimeout) {
-		conn.drop()
-	}
-	return res, err
-}
+// rereadOutcome is what a re-read after a 409 or 404 on renewal decided.
+type rereadOutcome int
 
-// reread handles a 409 or 404 on renewal by reading the Lease. done is true
-// when it decided the tenure's fate (alive tells which); otherwise, with a
-// nil error, the cached object was refreshed from a copy that is still ours.
-func (l *KubernetesLease) reread(ctx context.Context, t *tenure) (done, alive bool, err error) {
+const (
+	// rereadFailed: the read failed (its error says why); nothing decided.
+	rereadFailed rereadOutcome = iota
+	// rereadStillOurs: the record still names this instance; the cached
+	// object was refreshed from it, so a PUT may be sent again at once.
+	rereadStillOurs
+	// rereadEnded: the tenure is over (lost, released or past its deadline).
+	rereadEnded
+)
+
+// reread handles a 409 or 404 on renewal by reading the Lease: a record
+// that is gone or re-created ends the tenure with LostDeleted (which wins
+// over a holder change), one that names another holder or instance with
+// LostConflict, and one that is still ours refreshes the cached object.
+func (l *KubernetesLease) reread(ctx context.Context, t *tenure) (rereadOutcome, error) {
 	l.mu.Lock()
 	timeout := l.attemptTimeoutAt(l.remaining(t.start))
 	uid := t.obj.UID
 	l.mu.Unlock()
-	res, err := l.request(ctx, http.MethodGet, nil, timeout)
+	cur, err := l.read(ctx, timeout)
 	if ctx.Err() != nil {
-		return true, false, nil
+		return rereadEnded, nil
 	}
-	var cur *wire.Lease
-	switch {
-	case isLeaseNotFound(err):
-	case err != nil:
-		return false, false, err
-	default:
-		if err := l.checkObject(res.obj); err != nil {
-			return false, false, err
-		}
-		cur = res.obj
+	if err != nil {
+		return rereadFailed, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.aliveLocked() {
-		return true, false, nil
+		return rereadEnded, nil
 	}
 	switch {
 	case cur == nil:
 		l.endLocked(t, LostDeleted, "", nil)
-		return true, false, nil
+		return rereadEnded, nil
 	case cur.UID != uid:
 		l.endLocked(t, LostDeleted, cur.Spec.Holder(), nil)
-		return true, false, nil
+		return rereadEnded, nil
 	case !l.isOurs(cur):
 		l.endLocked(t, LostConflict, cur.Spec.Holder(), nil)
-		return true, false, nil
+		return rereadEnded, nil
 	}
 	t.obj = cur
-	return false, true, nil
+	return rereadStillOurs, nil
 }
 
 // backoff records err, the error of failed attempt number failures+1, and
