@@ -57,7 +57,7 @@ func (l *KubernetesLease) AcquireWithToken(ctx context.Context) (Token, bool, er
 		if err == nil {
 			return tok, ok, nil
 		}
-		if !isRace(err) {
+		if !isWriteConflict(err) {
 			return Token{}, false, err
 		}
 		if attempt >= l.s.AcquireRetries {
@@ -79,10 +79,10 @@ func (l *KubernetesLease) lock(ctx context.Context) error {
 
 func (l *KubernetesLease) unlock() { <-l.op }
 
-// isRace reports an answer that means "someone wrote in between": a 409,
-// or a 404 Status about the Lease on a PUT (deleted between our read and
-// our write).
-func isRace(err error) bool {
+// isWriteConflict reports a lost compare-and-swap, an answer that means
+// "someone wrote in between": a 409, or a 404 Status about the Lease on a
+// PUT (deleted between our read and our write).
+func isWriteConflict(err error) bool {
 	var e *APIError
 	if errors.As(err, &e) && e.Method == http.MethodPut && isLeaseNotFound(err) {
 		return true
@@ -100,9 +100,9 @@ func (l *KubernetesLease) tryAcquire(ctx context.Context) (Token, bool, error) {
 	if cur == nil {
 		body = &wire.Lease{}
 		body.APIVersion, body.Kind = wire.APIVersion, wire.Kind
-		body.Name, body.Namespace = l.s.Name, l.s.namespace
+		body.Name, body.Namespace = l.s.Name, l.s.Namespace
 	} else {
-		if !l.free(cur) {
+		if !l.mayTakeOver(cur) {
 			return Token{}, false, nil
 		}
 		body = cur.DeepCopy()
@@ -113,7 +113,7 @@ func (l *KubernetesLease) tryAcquire(ctx context.Context) (Token, bool, error) {
 	defer cancel()
 	method, path := http.MethodPut, l.path
 	if cur == nil {
-		method, path = http.MethodPost, wire.Path(l.s.namespace, "")
+		method, path = http.MethodPost, wire.Path(l.s.Namespace, "")
 	}
 	res, err := l.rest.do(rctx, method, path, body)
 	if err != nil {

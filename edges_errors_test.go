@@ -26,7 +26,7 @@ func TestEdgesInvalidSettingsOneLine(t *testing.T) {
 		{"host without scheme", func(s *Settings) { s.Config = &Config{Host: "127.0.0.1:6443"} },
 			`lease: invalid settings: Config.Host "127.0.0.1:6443" is not an http(s) URL with a host`},
 		{"config namespace", func(s *Settings) { s.Config.Namespace = "Not_Valid" },
-			`lease: invalid settings: Config.Namespace "Not_Valid" is not a DNS-1123 label`},
+			`lease: invalid settings: Config.Namespace "Not_Valid" is not a DNS-1123 label: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?'); set Settings.Namespace or fix the kubeconfig context`},
 		{"bad CA", func(s *Settings) { s.Config = &Config{Host: "https://127.0.0.1:1", CAData: []byte("not pem")} },
 			"lease: invalid settings: Config CA data holds no PEM certificate"},
 		{"bad proxy", func(s *Settings) { s.Config.ProxyURL = "ftp://proxy:21" },

@@ -76,7 +76,7 @@ func TestEdgesExpirySumsSaturate(t *testing.T) {
 			l.s.MaxClockSkew = tc.skew // bypass Validate: the sums must hold on their own
 			obj := record(tc.renew)
 			l.observe(obj, l.now())
-			if got := l.free(obj); got != tc.wantFree {
+			if got := l.mayTakeOver(obj); got != tc.wantFree {
 				t.Errorf("free: got %v, want %v", got, tc.wantFree)
 			}
 			if got := l.untilExpiry(); got < tc.wantUntil {

@@ -58,19 +58,19 @@ func (l *KubernetesLease) recordDuration(obj *wire.Lease) time.Duration {
 	return min(time.Duration(*d)*time.Second, MaxLeaseDuration)
 }
 
-// free reports whether obj may be taken over: it names no holder, names our
-// Owner, or has expired. A record has expired when (a) it has been seen
+// mayTakeOver reports whether obj may be taken over: it names no holder,
+// names our Owner, or has expired. A record has expired when (a) it has been seen
 // unchanged for its own duration on our monotonic clock, or (b), unless
 // MaxClockSkew is negative, renewTime + duration + MaxClockSkew is before
 // our wall clock; that sum saturates rather than wrapping around.
-func (l *KubernetesLease) free(obj *wire.Lease) bool {
+func (l *KubernetesLease) mayTakeOver(obj *wire.Lease) bool {
 	holder := obj.Spec.Holder()
 	if holder == "" || holder == l.s.Owner {
 		return true
 	}
 	n := l.now()
-	if l.flaws.originalExpiry {
-		return obj.Spec.RenewTime != nil && obj.Spec.RenewTime.Add(l.s.TTL).Before(n.wall)
+	if h := l.test.Load(); h != nil && h.mayTakeOver != nil {
+		return h.mayTakeOver(obj, n)
 	}
 	dur := l.recordDuration(obj)
 	l.mu.Lock()

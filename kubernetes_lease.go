@@ -34,21 +34,8 @@ type KubernetesLease struct {
 	nonce string
 	path  string
 
-	// wallOffset is added to every wall-clock reading. It is a test seam
-	// that moves this process's wall clock apart from its monotonic clock
-	// (a step, a suspend); it is always 0 outside tests.
-	wallOffset atomic.Int64
-	// event, when set (tests only, before first use), is told of steps of
-	// the lifecycle so tests can wait for them instead of sleeping.
-	event func(name string)
-	// armed, when set (tests only, before first use), is told when the
-	// renewal goroutine sets its timer (wake: when it fires, on l.clock) and
-	// when it exits (wake: zero), so a simulation knows when it is idle.
-	armed func(wake time.Time)
-	// flaws deliberately break the rules, so that tests can show the
-	// fault-schedule checker finds the violations that follow. Always zero
-	// outside those tests.
-	flaws flaws
+	// test holds this package's test seams; nil outside its tests.
+	test atomic.Pointer[testHooks]
 
 	// op is a one-slot lock that serializes Acquire and Release, so that
 	// tenures start and end one at a time. Unlike a mutex, waiting for it
@@ -87,12 +74,6 @@ type tenure struct {
 	done   chan struct{}      // closed when the renewal goroutine has returned
 }
 
-// flaws are deliberate bugs for checker tests.
-type flaws struct {
-	noDeadline     bool // CheckAlive ignores the deadline
-	originalExpiry bool // expiry is renewTime + our TTL < our wall clock only
-}
-
 // stamp is one instant read from the clock: mono keeps the monotonic
 // reading (when the clock has one), wall does not.
 type stamp struct {
@@ -109,8 +90,8 @@ func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 	}
 	r := s.withDefaults()
 	if s.Namespace == "" && s.Config.Namespace != "" {
-		if err := (Settings{Name: "x", Owner: "x", Config: s.Config, Namespace: s.Config.Namespace}).Validate(); err != nil {
-			return nil, fmt.Errorf("%w: Config.Namespace %q is not a DNS-1123 label", ErrInvalidSettings, s.Config.Namespace)
+		if msg := namespaceProblem(s.Config.Namespace); msg != "" {
+			return nil, fmt.Errorf("%w: Config.Namespace %s; set Settings.Namespace or fix the kubeconfig context", ErrInvalidSettings, msg)
 		}
 	}
 	rest, err := newRESTClient(s.Config, r)
@@ -124,12 +105,12 @@ func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 		rest:     rest,
 		clock:    r.Clock,
 		nonce:    hex.EncodeToString(nb[:]),
-		path:     wire.Path(r.namespace, r.Name),
+		path:     wire.Path(r.Namespace, r.Name),
 		handlers: map[uint64]func(error){},
 		hooks:    map[uint64]func(ctx context.Context) error{},
 		op:       make(chan struct{}, 1),
 	}
-	l.log = r.Logger.With("lease", r.namespace+"/"+r.Name, "owner", r.Owner)
+	l.log = r.Logger.With("lease", r.Namespace+"/"+r.Name, "owner", r.Owner)
 	return l, nil
 }
 
@@ -137,11 +118,9 @@ func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 // and the wall reading of the same instant.
 func (l *KubernetesLease) now() stamp {
 	t := l.clock.Now()
-	return stamp{mono: t, wall: t.Round(0).Add(time.Duration(l.wallOffset.Load()))}
-}
-
-func (l *KubernetesLease) emit(name string) {
-	if l.event != nil {
-		l.event(name)
+	wall := t.Round(0)
+	if h := l.test.Load(); h != nil {
+		wall = wall.Add(time.Duration(h.wallOffset.Load()))
 	}
+	return stamp{mono: t, wall: wall}
 }

@@ -56,8 +56,8 @@ func (l *KubernetesLease) read(ctx context.Context, timeout time.Duration) (*wir
 
 // checkObject rejects an answer that is not our Lease.
 func (l *KubernetesLease) checkObject(obj *wire.Lease) error {
-	if obj.Name != l.s.Name || (obj.Namespace != "" && obj.Namespace != l.s.namespace) {
-		return fmt.Errorf("%w: asked for Lease %s/%s, got %s/%s", ErrBadResponse, l.s.namespace, l.s.Name, obj.Namespace, obj.Name)
+	if obj.Name != l.s.Name || (obj.Namespace != "" && obj.Namespace != l.s.Namespace) {
+		return fmt.Errorf("%w: asked for Lease %s/%s, got %s/%s", ErrBadResponse, l.s.Namespace, l.s.Name, obj.Namespace, obj.Name)
 	}
 	return nil
 }

@@ -82,9 +82,7 @@ func randFloat() float64 {
 // ends or ctx is cancelled by Release.
 func (l *KubernetesLease) renewLoop(ctx context.Context, t *tenure) {
 	defer close(t.done)
-	if l.armed != nil {
-		defer l.armed(time.Time{})
-	}
+	defer l.arm(time.Time{})
 	if l.s.WatchWhileHolding {
 		wctx, cancel := context.WithCancel(ctx)
 		watching := make(chan struct{})
@@ -135,9 +133,7 @@ func (l *KubernetesLease) sleep(ctx context.Context, t *tenure, d time.Duration,
 	}
 	timer := l.clock.NewTimer(d)
 	defer timer.Stop()
-	if l.armed != nil {
-		l.armed(l.clock.Now().Add(d))
-	}
+	l.arm(l.clock.Now().Add(d))
 	l.emit(event)
 	select {
 	case <-ctx.Done():
@@ -201,7 +197,7 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 				err = gerr
 			}
 		}
-		if !l.backoff(ctx, t, failures, err) {
+		if !l.pauseAfterFailure(ctx, t, failures, err) {
 			return false
 		}
 		failures++
@@ -257,11 +253,11 @@ func (l *KubernetesLease) reread(ctx context.Context, t *tenure) (rereadOutcome,
 	return rereadStillOurs, nil
 }
 
-// backoff records err, the error of failed attempt number failures+1, and
-// waits before the next attempt: see the schedule above. At the deadline
+// pauseAfterFailure records err, the error of failed attempt number
+// failures+1, and waits before the next attempt: see the schedule above. At the deadline
 // the tenure is lost, wrapping err. It reports whether the tenure is still
 // alive.
-func (l *KubernetesLease) backoff(ctx context.Context, t *tenure, failures int, err error) bool {
+func (l *KubernetesLease) pauseAfterFailure(ctx context.Context, t *tenure, failures int, err error) bool {
 	var retryAfter time.Duration
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {

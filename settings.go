@@ -103,8 +103,8 @@ func (s Settings) Validate() error {
 		bad("Name %q is not a DNS-1123 subdomain: %s", s.Name, msgs[0])
 	}
 	if s.Namespace != "" {
-		if msgs := validation.IsDNS1123Label(s.Namespace); len(msgs) > 0 {
-			bad("Namespace %q is not a DNS-1123 label: %s", s.Namespace, msgs[0])
+		if msg := namespaceProblem(s.Namespace); msg != "" {
+			bad("Namespace %s", msg)
 		}
 	}
 	if s.Owner == "" {
@@ -142,10 +142,20 @@ func (s Settings) Validate() error {
 	return fmt.Errorf("%w: %s", ErrInvalidSettings, strings.Join(problems, "; "))
 }
 
-// resolved is Settings with every default filled in.
+// namespaceProblem says why ns is not a namespace name ("" when it is
+// one), starting with ns quoted.
+func namespaceProblem(ns string) string {
+	if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+		return fmt.Sprintf("%q is not a DNS-1123 label: %s", ns, msgs[0])
+	}
+	return ""
+}
+
+// resolved is Settings with every default filled in; Namespace is the one
+// the Lease lives in (Settings.Namespace, else Config.Namespace, else
+// "default").
 type resolved struct {
 	Settings
-	namespace string
 }
 
 // withDefaults returns s with defaults applied. s must be valid.
@@ -171,14 +181,13 @@ func (s Settings) withDefaults() resolved {
 	if s.Observer == nil {
 		s.Observer = nopObserver{}
 	}
-	ns := s.Namespace
-	if ns == "" {
-		ns = s.Config.Namespace
+	if s.Namespace == "" {
+		s.Namespace = s.Config.Namespace
 	}
-	if ns == "" {
-		ns = "default"
+	if s.Namespace == "" {
+		s.Namespace = "default"
 	}
-	return resolved{Settings: s, namespace: ns}
+	return resolved{Settings: s}
 }
 
 // margin is how much earlier than TTL after its stamp a holder stops

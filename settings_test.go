@@ -71,15 +71,15 @@ func TestSettingsDefaults(t *testing.T) {
 	assert.Equal(t, DefaultTTL/3, r.RenewalInterval)
 	assert.Equal(t, DefaultAcquireRetries, r.AcquireRetries)
 	assert.Equal(t, DefaultMaxClockSkew, r.MaxClockSkew)
-	assert.Equal(t, "default", r.namespace)
+	assert.Equal(t, "default", r.Namespace)
 	assert.NotNil(t, r.Clock)
 	assert.NotNil(t, r.Logger)
 
 	s := validSettings()
 	s.Config.Namespace = "team-a"
-	assert.Equal(t, "team-a", s.withDefaults().namespace, "Config namespace")
+	assert.Equal(t, "team-a", s.withDefaults().Namespace, "Config namespace")
 	s.Namespace = "team-b"
-	assert.Equal(t, "team-b", s.withDefaults().namespace, "Settings namespace wins")
+	assert.Equal(t, "team-b", s.withDefaults().Namespace, "Settings namespace wins")
 }
 
 func TestNewKubernetesLeaseRejectsBadConfig(t *testing.T) {

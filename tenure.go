@@ -40,7 +40,7 @@ func (l *KubernetesLease) aliveLocked() bool {
 // within reports whether now is before the deadline of a write stamped st,
 // on both the monotonic and the wall clock.
 func (l *KubernetesLease) within(st stamp) bool {
-	if l.flaws.noDeadline {
+	if l.ignoresDeadline() {
 		return true
 	}
 	n := l.now()
@@ -51,7 +51,7 @@ func (l *KubernetesLease) within(st stamp) bool {
 // remaining is the time left before the deadline of st: the smaller of
 // what the monotonic and the wall clock say.
 func (l *KubernetesLease) remaining(st stamp) time.Duration {
-	if l.flaws.noDeadline {
+	if l.ignoresDeadline() {
 		return l.s.TTL
 	}
 	n := l.now()

@@ -21,7 +21,7 @@ func (l *KubernetesLease) Wait(ctx context.Context) error {
 	l.mu.Lock()
 	seen, obj := l.seen, l.seenObj
 	l.mu.Unlock()
-	if seen == nil || obj == nil || l.free(obj) {
+	if seen == nil || obj == nil || l.mayTakeOver(obj) {
 		return ctx.Err()
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -63,7 +63,7 @@ func (l *KubernetesLease) Wait(ctx context.Context) error {
 			l.mu.Lock()
 			obj := l.seenObj
 			l.mu.Unlock()
-			if obj == nil || l.free(obj) {
+			if obj == nil || l.mayTakeOver(obj) {
 				return nil
 			}
 			// A renewal or a new holder: wait for the new expiry.

@@ -36,7 +36,7 @@ func (l *KubernetesLease) watch(ctx context.Context, rv string, fn func(typ stri
 	if rv != "" {
 		q.Set("resourceVersion", rv)
 	}
-	body, err := l.rest.stream(ctx, wire.Path(l.s.namespace, "")+"?"+q.Encode())
+	body, err := l.rest.stream(ctx, wire.Path(l.s.Namespace, "")+"?"+q.Encode())
 	if err != nil {
 		var e *APIError
 		if errors.As(err, &e) && e.StatusCode == http.StatusGone {
