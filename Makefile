@@ -24,8 +24,8 @@ ci:
 	bash .ci/run
 
 # The long fault-schedule campaigns: 2,000 seeded schedules of the lease
-# (DESIGN §4's safety promise checked by machine), then 2,000 of the runner
-# (DESIGN §6, on works). A failing seed re-runs alone with
+# (docs/design.md §1: the safety promise checked by machine), then 2,000 of the runner
+# (docs/design.md §1 and §5, on works). A failing seed re-runs alone with
 # go test -run 'TestChaos$' -chaos.seed=<seed> -v . ('TestChaosRunner$' for a runner seed).
 chaos:
 	$(GO) test -race -count=1 -run 'TestChaos$$' -chaos.n=2000 -timeout 60m -v . > chaos.out 2>&1; \

@@ -8,7 +8,7 @@ import (
 	"github.com/kubelease/lease"
 )
 
-// The runner campaign's invariants, on works (DESIGN §6, issue 10):
+// The runner campaign's invariants, on works (docs/design.md §1 and §5):
 //
 //	W1  No work's context is live aliveCheckBound or more after its tenure
 //	    ended, and so no two works' contexts are live at once beyond it.
@@ -41,7 +41,7 @@ import (
 //	    otherwise; goleak checks the rest).
 //
 // Two works live at once while both their tenures would be alive are the
-// lease's doing, not the runner's (DESIGN §4): they are recorded apart as
+// lease's doing, not the runner's (docs/design.md §6): they are recorded apart as
 // lease overlaps ("L", awake processes only, overlaps with a tenure that
 // started before a third-party delete or spec edit excused as the lease
 // campaign excuses them), reported, and not counted as runner violations.

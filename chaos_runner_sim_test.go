@@ -164,7 +164,7 @@ func (s *rsim) aimedFaultsLocked() {
 	}
 	// Forward steps only where the wall-clock fast path is off: with it on,
 	// a clock ahead by more than MaxClockSkew breaks the lease's own
-	// precondition (DESIGN §4).
+	// precondition (docs/design.md §6).
 	if s.cfg.bigSteps && s.roll(o.fwdStep) {
 		if p := s.pickWorkerLocked(); p != nil {
 			d := 2 * lease.DefaultMaxClockSkew * time.Duration(1+s.rng.IntN(5))

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// The runner's fault-schedule campaign (DESIGN §6 "Runner exclusivity",
+// The runner's fault-schedule campaign (docs/design.md §1 and §5,
 // checked by machine on works; the invariants are listed in
 // chaos_runner_check_test.go). It takes the lease campaign's flags:
 //

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// The fault-schedule campaign (DESIGN §4's safety promise, checked by
+// The fault-schedule campaign (the safety promise of docs/design.md §1, checked by
 // machine). `go test` runs a short campaign; `make chaos` a long one:
 //
 //	go test -run TestChaos -chaos.n=2000 -timeout 60m .
