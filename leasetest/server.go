@@ -47,7 +47,7 @@ type Server struct {
 	closing chan struct{}
 
 	// mu guards every field below: the store, the namespaces, the faults,
-	// the counters and the request log. It is held only for short, non-blocking
+	// the users, the open watches, the counters and the request log. It is held only for short, non-blocking
 	// sections: never while a request waits or while anything is written to
 	// the network.
 	mu         sync.Mutex
@@ -67,6 +67,15 @@ type Server struct {
 	faults []*faultState
 	unhang chan struct{}
 	paused chan struct{}
+
+	// users are the restricted users AddUser registered, by bearer token.
+	users map[string]*user
+
+	// watchers is every open watch stream not dropped yet.
+	watchers map[*watcher]struct{}
+	// compacted is the global resourceVersion at the last CompactLog: no
+	// new watch may start from an older one.
+	compacted uint64
 
 	seq      int
 	received int
@@ -93,6 +102,8 @@ func NewUnstartedServer() *Server {
 		rv:         firstResourceVersion,
 		changed:    make(chan struct{}),
 		unhang:     make(chan struct{}),
+		users:      map[string]*user{},
+		watchers:   map[*watcher]struct{}{},
 		counts:     map[string]int{},
 		notify:     make(chan struct{}),
 	}

@@ -7,12 +7,9 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
-	"weak"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,34 +68,6 @@ import (
 // closed without an answer. In the request log (Requests, AwaitRequests) a
 // watch is finished only once its stream has ended, and its Code is 200
 // (or that of the error answered instead of a stream).
-
-// watchState is the open watches of one Server. Its fields are guarded by
-// the Server's mu.
-type watchState struct {
-	// watchers is every open watch stream not dropped yet.
-	watchers map[*watcher]struct{}
-	// compacted is the global resourceVersion at the last CompactLog: no
-	// new watch may start from an older one.
-	compacted uint64
-}
-
-// watchByServer holds the watchState of each Server that has been
-// watched. It is keyed weakly so that it does not keep a Server alive; an
-// entry goes when its Server is collected.
-var watchByServer sync.Map // weak.Pointer[Server] → *watchState
-
-// watches returns the watchState of s, creating it if need be.
-func (s *Server) watches() *watchState {
-	wp := weak.Make(s)
-	if v, ok := watchByServer.Load(wp); ok {
-		return v.(*watchState)
-	}
-	v, loaded := watchByServer.LoadOrStore(wp, &watchState{watchers: map[*watcher]struct{}{}})
-	if !loaded {
-		runtime.AddCleanup(s, func(wp weak.Pointer[Server]) { watchByServer.Delete(wp) }, wp)
-	}
-	return v.(*watchState)
-}
 
 // watcher is one open watch stream. Its fields, but wake and filter, are
 // guarded by the Server's mu.
@@ -243,12 +212,12 @@ func parseWatchOptions(r *http.Request, rt *route) (*watchOptions, *apierrors.St
 
 // oldestWatchRVLocked returns the oldest resourceVersion a new watch may
 // start from: every change after it is in the log.
-func (s *Server) oldestWatchRVLocked(ws *watchState) uint64 {
+func (s *Server) oldestWatchRVLocked() uint64 {
 	oldest := s.rv
 	if len(s.changes) > 0 {
 		oldest = s.changes[0].rv - 1
 	}
-	return max(oldest, ws.compacted)
+	return max(oldest, s.compacted)
 }
 
 // serveWatch answers a watch of the collection rt names.
@@ -264,7 +233,6 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rt *route) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	ws := s.watches()
 	wt := &watcher{filter: opts.filter, bookmarks: opts.bookmarks, wake: make(chan struct{}, 1)}
 
 	// Establish the watch: its starting point and initial events are
@@ -276,7 +244,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rt *route) {
 		expired bool
 	)
 	s.mu.Lock()
-	switch oldest := s.oldestWatchRVLocked(ws); {
+	switch oldest := s.oldestWatchRVLocked(); {
 	case opts.rv == 0:
 		sent = s.rv
 		keys := make([]objKey, 0, len(s.leases))
@@ -303,14 +271,14 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rt *route) {
 		sent = opts.rv
 	}
 	if !expired {
-		ws.watchers[wt] = struct{}{}
+		s.watchers[wt] = struct{}{}
 		s.broadcastLocked()
 	}
 	s.mu.Unlock()
 	if !expired {
 		defer func() {
 			s.mu.Lock()
-			delete(ws.watchers, wt)
+			delete(s.watchers, wt)
 			s.broadcastLocked()
 			s.mu.Unlock()
 		}()
@@ -436,18 +404,16 @@ func writeEvent(w http.ResponseWriter, rc *http.ResponseController, ev watchEven
 // send it every later change), until its stream ends or DropWatches drops
 // it.
 func (s *Server) Watchers() int {
-	ws := s.watches()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(ws.watchers)
+	return len(s.watchers)
 }
 
 // AwaitWatchers blocks until at least n watch streams are open (see
 // Watchers), or returns ctx's error. It lets a test wait until a client's
 // watch is established before making the change it should see.
 func (s *Server) AwaitWatchers(ctx context.Context, n int) error {
-	ws := s.watches()
-	return s.await(ctx, func() bool { return len(ws.watchers) >= n })
+	return s.await(ctx, func() bool { return len(s.watchers) >= n })
 }
 
 // Bookmark makes every open watch that asked for bookmarks
@@ -455,10 +421,9 @@ func (s *Server) AwaitWatchers(ctx context.Context, n int) error {
 // resourceVersion, after the events of every change up to it. Each call
 // makes one bookmark per such watch.
 func (s *Server) Bookmark() {
-	ws := s.watches()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for wt := range ws.watchers {
+	for wt := range s.watchers {
 		if wt.bookmarks {
 			wt.pending = append(wt.pending, s.rv)
 			wt.signal()
@@ -472,13 +437,12 @@ func (s *Server) Bookmark() {
 // DropWatches returns, so AwaitWatchers can then wait for the clients to
 // watch again. Watches established later are not affected.
 func (s *Server) DropWatches() {
-	ws := s.watches()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for wt := range ws.watchers {
+	for wt := range s.watchers {
 		wt.dropped = true
 		wt.signal()
-		delete(ws.watchers, wt)
+		delete(s.watchers, wt)
 	}
 	s.broadcastLocked()
 }
@@ -488,8 +452,7 @@ func (s *Server) DropWatches() {
 // gets a 410 Expired ERROR event. Open watches are not affected (a real
 // server serves them from its watch cache).
 func (s *Server) CompactLog() {
-	ws := s.watches()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ws.compacted = s.rv
+	s.compacted = s.rv
 }
