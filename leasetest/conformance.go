@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/kubelease/lease"
-	"github.com/kubelease/lease/internal/wire"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -297,9 +296,9 @@ func (sc *scenario) advance(c *contender, jump time.Duration, what string, done 
 
 // awaitRenewal steps c's clock until the stored renewTime is after prev,
 // and returns the stored Lease. An OnLost call meanwhile fails the test.
-func (sc *scenario) awaitRenewal(c *contender, prev time.Time) *wire.Lease {
+func (sc *scenario) awaitRenewal(c *contender, prev time.Time) *Lease {
 	sc.t.Helper()
-	var got *wire.Lease
+	var got *Lease
 	sc.advance(c, confInterval, "renewal", func() bool {
 		sc.noLoss(c)
 		got = sc.rest.get(sc.name)

@@ -27,7 +27,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubelease/lease"
-	"github.com/kubelease/lease/internal/wire"
 )
 
 // firstResourceVersion is the global resourceVersion of a new Server; the
@@ -54,7 +53,7 @@ type Server struct {
 	closed     bool
 	token      string
 	namespaces map[string]bool
-	leases     map[objKey]*wire.Lease
+	leases     map[objKey]*Lease
 	rv         uint64
 	changes    []change
 	changed    chan struct{}
@@ -98,7 +97,7 @@ func NewUnstartedServer() *Server {
 	s := &Server{
 		closing:    make(chan struct{}),
 		namespaces: map[string]bool{},
-		leases:     map[objKey]*wire.Lease{},
+		leases:     map[objKey]*Lease{},
 		rv:         firstResourceVersion,
 		changed:    make(chan struct{}),
 		unhang:     make(chan struct{}),

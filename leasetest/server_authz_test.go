@@ -45,8 +45,8 @@ func authzDo(t *testing.T, srv *leasetest.Server, tok, method, path string, body
 	return res.StatusCode, data
 }
 
-func authzLease(name string) *wire.Lease {
-	l := &wire.Lease{}
+func authzLease(name string) *leasetest.Lease {
+	l := &leasetest.Lease{}
 	l.APIVersion, l.Kind, l.Name = wire.APIVersion, wire.Kind, name
 	return l
 }

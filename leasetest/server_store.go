@@ -41,14 +41,14 @@ const maxChanges = 1000
 // resourceVersion. It is what a watch replays (see server_watch.go).
 type change struct {
 	typ   string
-	lease *wire.Lease
+	lease *Lease
 	// rv is lease's resourceVersion as a number.
 	rv uint64
 	// prev is the object before a MODIFIED change (nil otherwise), so that
 	// a watch with a label selector can tell an object entering or leaving
 	// its selection. Stored objects are never mutated, so it is shared with
 	// the store, not copied.
-	prev *wire.Lease
+	prev *Lease
 }
 
 // errRVSetOnCreate is the 500 for a create that carries a resourceVersion.
@@ -68,7 +68,7 @@ func (s *Server) nextRVLocked() string {
 
 // recordLocked appends to the change log and wakes whoever waits on it.
 // prev is the object that a MODIFIED change replaces.
-func (s *Server) recordLocked(typ string, l, prev *wire.Lease) {
+func (s *Server) recordLocked(typ string, l, prev *Lease) {
 	rv, err := strconv.ParseUint(l.ResourceVersion, 10, 64)
 	if err != nil {
 		rv = s.rv
@@ -83,12 +83,12 @@ func (s *Server) recordLocked(typ string, l, prev *wire.Lease) {
 
 // canonical returns l as etcd would give it back: a JSON round trip
 // without TypeMeta.
-func canonical(l *wire.Lease) (*wire.Lease, error) {
+func canonical(l *Lease) (*Lease, error) {
 	b, err := json.Marshal(l)
 	if err != nil {
 		return nil, err
 	}
-	out := &wire.Lease{}
+	out := &Lease{}
 	if err := json.Unmarshal(b, out); err != nil {
 		return nil, err
 	}
@@ -97,14 +97,14 @@ func canonical(l *wire.Lease) (*wire.Lease, error) {
 }
 
 // withType returns a deep copy of l with apiVersion and kind set.
-func withType(l *wire.Lease) *wire.Lease {
+func withType(l *Lease) *Lease {
 	out := l.DeepCopy()
 	out.TypeMeta = metav1.TypeMeta{APIVersion: wire.APIVersion, Kind: wire.Kind}
 	return out
 }
 
 // storeLocked stores l under a new resourceVersion and logs the change.
-func (s *Server) storeLocked(typ string, l *wire.Lease) (*wire.Lease, *apierrors.StatusError) {
+func (s *Server) storeLocked(typ string, l *Lease) (*Lease, *apierrors.StatusError) {
 	l.ResourceVersion = s.nextRVLocked()
 	c, err := canonical(l)
 	if err != nil {
@@ -119,7 +119,7 @@ func (s *Server) storeLocked(typ string, l *wire.Lease) (*wire.Lease, *apierrors
 
 // createLocked creates l (its namespace set) as a POST, or a PUT to an
 // absent Lease, does. admin skips the resourceVersion check.
-func (s *Server) createLocked(l *wire.Lease, admin bool) (*wire.Lease, *apierrors.StatusError) {
+func (s *Server) createLocked(l *Lease, admin bool) (*Lease, *apierrors.StatusError) {
 	if !s.namespaces[l.Namespace] {
 		return nil, apierrors.NewNotFound(namespacesGR, l.Namespace)
 	}
@@ -168,7 +168,7 @@ func generateName(base string) string {
 
 // updateLocked applies a PUT of l (its name and namespace those of the
 // URL). It returns whether the PUT created the Lease.
-func (s *Server) updateLocked(l *wire.Lease) (*wire.Lease, bool, *apierrors.StatusError) {
+func (s *Server) updateLocked(l *Lease) (*Lease, bool, *apierrors.StatusError) {
 	old := s.leases[objKey{l.Namespace, l.Name}]
 	if old == nil {
 		if l.UID != "" {
@@ -208,7 +208,7 @@ func (s *Server) updateLocked(l *wire.Lease) (*wire.Lease, bool, *apierrors.Stat
 // applyUpdateLocked replaces old by l once the preconditions have passed:
 // it keeps the fields a client cannot change, validates, and stores l under
 // a new resourceVersion unless nothing changed.
-func (s *Server) applyUpdateLocked(old, l *wire.Lease) (*wire.Lease, *apierrors.StatusError) {
+func (s *Server) applyUpdateLocked(old, l *Lease) (*Lease, *apierrors.StatusError) {
 	s.dropDisabledFieldsLocked(l, old)
 	if l.UID == "" {
 		l.UID = old.UID
@@ -249,16 +249,16 @@ func (s *Server) applyUpdateLocked(old, l *wire.Lease) (*wire.Lease, *apierrors.
 
 // sameContent reports whether an update of a to b changes nothing a client
 // can change, so that it is a no-op (same resourceVersion, no event).
-func sameContent(a, b *wire.Lease) (bool, error) {
+func sameContent(a, b *Lease) (bool, error) {
 	type content struct {
 		GenerateName    string                  `json:"generateName,omitempty"`
 		Labels          map[string]string       `json:"labels,omitempty"`
 		Annotations     map[string]string       `json:"annotations,omitempty"`
 		OwnerReferences []metav1.OwnerReference `json:"ownerReferences,omitempty"`
 		Finalizers      []string                `json:"finalizers,omitempty"`
-		Spec            wire.LeaseSpec          `json:"spec"`
+		Spec            LeaseSpec               `json:"spec"`
 	}
-	enc := func(l *wire.Lease) ([]byte, error) {
+	enc := func(l *Lease) ([]byte, error) {
 		return json.Marshal(content{l.GenerateName, l.Labels, l.Annotations, l.OwnerReferences, l.Finalizers, l.Spec})
 	}
 	ab, err := enc(a)
@@ -274,7 +274,7 @@ func sameContent(a, b *wire.Lease) (bool, error) {
 
 // deleteLocked deletes a Lease, checking the preconditions first. It returns
 // the success Status, or the object when finalizers keep it.
-func (s *Server) deleteLocked(ns, name string, pre *metav1.Preconditions) (*metav1.Status, *wire.Lease, *apierrors.StatusError) {
+func (s *Server) deleteLocked(ns, name string, pre *metav1.Preconditions) (*metav1.Status, *Lease, *apierrors.StatusError) {
 	k := objKey{ns, name}
 	old := s.leases[k]
 	if old == nil {
@@ -321,7 +321,7 @@ func (s *Server) deleteLocked(ns, name string, pre *metav1.Preconditions) (*meta
 // from l while the CoordinatedLeaderElection gate is off, unless old (the
 // stored object of an update) already uses them, as the API server's
 // dropDisabledFields does.
-func (s *Server) dropDisabledFieldsLocked(l, old *wire.Lease) {
+func (s *Server) dropDisabledFieldsLocked(l, old *Lease) {
 	if s.cle || (old != nil && (old.Spec.Unknown["strategy"] != nil || old.Spec.Unknown["preferredHolder"] != nil)) {
 		return
 	}

@@ -109,9 +109,9 @@ func (r *response) status(t *testing.T) metav1.Status {
 }
 
 // lease decodes a Lease answer.
-func (r *response) lease(t *testing.T) *wire.Lease {
+func (r *response) lease(t *testing.T) *Lease {
 	t.Helper()
-	var l wire.Lease
+	var l Lease
 	require.NoError(t, json.Unmarshal(r.body, &l), "body: %s", r.body)
 	return &l
 }
@@ -140,14 +140,14 @@ func validSpec() map[string]any {
 func itemPath(ns, name string) string { return wire.Path(ns, name) }
 
 // create POSTs a valid Lease and returns what the server stored.
-func (c *testClient) create(ns, name string) *wire.Lease {
+func (c *testClient) create(ns, name string) *Lease {
 	c.t.Helper()
 	r := c.must(http.MethodPost, wire.Path(ns, ""), leaseBody(name, validSpec()))
 	require.Equal(c.t, http.StatusCreated, r.code, "body: %s", r.body)
 	return r.lease(c.t)
 }
 
-func rvOf(t *testing.T, l *wire.Lease) uint64 {
+func rvOf(t *testing.T, l *Lease) uint64 {
 	t.Helper()
 	v, err := strconv.ParseUint(l.ResourceVersion, 10, 64)
 	require.NoError(t, err, "resourceVersion %q", l.ResourceVersion)
@@ -380,13 +380,13 @@ func TestServerList(t *testing.T) {
 	c.create("default", "b")
 	c.create("default", "a")
 	c.create("kube-system", "c")
-	require.NoError(t, s.Edit("default", "b", func(l *wire.Lease) { l.Labels = map[string]string{"app": "x"} }))
+	require.NoError(t, s.Edit("default", "b", func(l *Lease) { l.Labels = map[string]string{"app": "x"} }))
 
 	type list struct {
 		Kind       string          `json:"kind"`
 		APIVersion string          `json:"apiVersion"`
 		Metadata   metav1.ListMeta `json:"metadata"`
-		Items      []wire.Lease    `json:"items"`
+		Items      []Lease         `json:"items"`
 	}
 	names := func(l list) []string {
 		var out []string

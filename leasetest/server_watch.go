@@ -99,7 +99,7 @@ type watchFilter struct {
 }
 
 // matches reports whether l is selected.
-func (f *watchFilter) matches(l *wire.Lease) bool {
+func (f *watchFilter) matches(l *Lease) bool {
 	if f.ns != "" && l.Namespace != f.ns {
 		return false
 	}
@@ -147,7 +147,7 @@ func (f *watchFilter) event(c change) (watchEvent, bool) {
 
 // bookmarkEvent is a BOOKMARK at resourceVersion rv.
 func bookmarkEvent(rv uint64) watchEvent {
-	return watchEvent{Type: eventBookmark, Object: &wire.Lease{
+	return watchEvent{Type: eventBookmark, Object: &Lease{
 		TypeMeta:   metav1.TypeMeta{APIVersion: wire.APIVersion, Kind: wire.Kind},
 		ObjectMeta: metav1.ObjectMeta{ResourceVersion: strconv.FormatUint(rv, 10)},
 	}}

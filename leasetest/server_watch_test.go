@@ -89,11 +89,11 @@ func (w *watchStream) next() gotEvent {
 
 // nextLease reads the next event, which must be of type typ, and returns
 // its Lease, checking that it carries apiVersion and kind.
-func (w *watchStream) nextLease(typ string) *wire.Lease {
+func (w *watchStream) nextLease(typ string) *Lease {
 	w.t.Helper()
 	ev := w.next()
 	require.Equal(w.t, typ, ev.Type, "object: %s", ev.Object)
-	var l wire.Lease
+	var l Lease
 	require.NoError(w.t, json.Unmarshal(ev.Object, &l))
 	assert.Equal(w.t, wire.APIVersion, l.APIVersion)
 	assert.Equal(w.t, wire.Kind, l.Kind)
@@ -122,7 +122,7 @@ func watchPath(query string) string {
 }
 
 // put PUTs l back as read, with its spec edited by fn.
-func (c *testClient) put(l *wire.Lease, fn func(*wire.Lease)) *wire.Lease {
+func (c *testClient) put(l *Lease, fn func(*Lease)) *Lease {
 	c.t.Helper()
 	l = l.DeepCopy()
 	if fn != nil {
@@ -134,7 +134,7 @@ func (c *testClient) put(l *wire.Lease, fn func(*wire.Lease)) *wire.Lease {
 }
 
 // renew moves the renewTime of l forward.
-func renew(l *wire.Lease) {
+func renew(l *Lease) {
 	t := metav1.NewMicroTime(l.Spec.RenewTime.Add(time.Second))
 	l.Spec.RenewTime = &t
 }
@@ -163,10 +163,10 @@ func TestWatchFromResourceVersion(t *testing.T) {
 	from := s.ResourceVersion()
 
 	x := c.create("default", "x")
-	x2 := c.put(x, func(l *wire.Lease) { renew(l) })
+	x2 := c.put(x, func(l *Lease) { renew(l) })
 	same := c.put(x2, nil) // no-op: no event
 	require.Equal(t, x2.ResourceVersion, same.ResourceVersion)
-	require.NoError(t, s.Edit("default", "x", func(l *wire.Lease) { l.Labels = map[string]string{"k": "v"} }))
+	require.NoError(t, s.Edit("default", "x", func(l *Lease) { l.Labels = map[string]string{"k": "v"} }))
 	x3, _ := s.Get("default", "x")
 	c.create("kube-system", "elsewhere") // another namespace: not seen
 	r := c.must(http.MethodDelete, wire.Path("default", "x"), nil)
@@ -191,7 +191,7 @@ func TestWatchFromResourceVersion(t *testing.T) {
 	w := c.watch(watchPath("resourceVersion=" + s.ResourceVersion() + "&allowWatchBookmarks=true"))
 	x = c.create("default", "x")
 	assert.Equal(t, x, w.nextLease(eventAdded))
-	x2 = c.put(x, func(l *wire.Lease) { renew(l) })
+	x2 = c.put(x, func(l *Lease) { renew(l) })
 	assert.Equal(t, x2, w.nextLease(eventModified))
 	c.put(x2, nil)
 	s.Bookmark() // nothing came between: the no-op update made no event
@@ -208,7 +208,7 @@ func TestWatchOrderUnderConcurrentWrites(t *testing.T) {
 			name := "l" + strconv.Itoa(i)
 			l := c.create("default", name)
 			for range writes {
-				l = c.put(l, func(l *wire.Lease) { renew(l) })
+				l = c.put(l, func(l *Lease) { renew(l) })
 			}
 		})
 	}
@@ -217,7 +217,7 @@ func TestWatchOrderUnderConcurrentWrites(t *testing.T) {
 	for i := range writers * (writes + 1) {
 		ev := w.next()
 		assert.Contains(t, []string{eventAdded, eventModified}, ev.Type, "event %d", i)
-		var l wire.Lease
+		var l Lease
 		require.NoError(t, json.Unmarshal(ev.Object, &l))
 		rv := rvOf(t, &l)
 		assert.Greater(t, rv, last, "events in resourceVersion order")
@@ -257,14 +257,14 @@ func TestWatchLabelSelector(t *testing.T) {
 	s, c := newTestServer(t)
 	w := c.watch(watchPath("allowWatchBookmarks=true&labelSelector=app%3Da&resourceVersion=" + s.ResourceVersion()))
 	c.create("default", "x") // no label: not selected
-	setLabel := func(v string) *wire.Lease {
-		require.NoError(t, s.Edit("default", "x", func(l *wire.Lease) { l.Labels = map[string]string{"app": v} }))
+	setLabel := func(v string) *Lease {
+		require.NoError(t, s.Edit("default", "x", func(l *Lease) { l.Labels = map[string]string{"app": v} }))
 		l, _ := s.Get("default", "x")
 		return l
 	}
 	in := setLabel("a")
 	assert.Equal(t, in, w.nextLease(eventAdded), "entering the selection is ADDED")
-	require.NoError(t, s.Edit("default", "x", func(l *wire.Lease) { renew(l) }))
+	require.NoError(t, s.Edit("default", "x", func(l *Lease) { renew(l) }))
 	in, _ = s.Get("default", "x")
 	assert.Equal(t, in, w.nextLease(eventModified))
 	out := setLabel("b")
@@ -281,7 +281,7 @@ func TestWatchExpired(t *testing.T) {
 	x := c.create("default", "x")
 	old := s.ResourceVersion()
 	open := c.watch(watchPath("resourceVersion=" + old))
-	x = c.put(x, func(l *wire.Lease) { renew(l) })
+	x = c.put(x, func(l *Lease) { renew(l) })
 	s.CompactLog()
 
 	// A watch from before the compaction gets one ERROR event, then ends.
@@ -304,7 +304,7 @@ func TestWatchExpired(t *testing.T) {
 	// keeps its events.
 	cur := c.watch(watchPath("resourceVersion=" + x.ResourceVersion))
 	assert.Equal(t, x, open.nextLease(eventModified))
-	x = c.put(x, func(l *wire.Lease) { renew(l) })
+	x = c.put(x, func(l *Lease) { renew(l) })
 	assert.Equal(t, x, cur.nextLease(eventModified))
 	assert.Equal(t, x, open.nextLease(eventModified))
 }

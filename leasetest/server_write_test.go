@@ -47,7 +47,7 @@ func TestServerUpdateErrors(t *testing.T) {
 	l := c.create("default", "x")
 	tests := []struct {
 		name     string
-		edit     func(*wire.Lease)
+		edit     func(*Lease)
 		path     string
 		code     int
 		reason   metav1.StatusReason
@@ -57,49 +57,49 @@ func TestServerUpdateErrors(t *testing.T) {
 	}{
 		{
 			name: "stale resourceVersion",
-			edit: func(l *wire.Lease) { l.ResourceVersion = "1" },
+			edit: func(l *Lease) { l.ResourceVersion = "1" },
 			code: 409, reason: metav1.StatusReasonConflict, kind: "leases",
 			message: `Operation cannot be fulfilled on leases.coordination.k8s.io "x": the object has been modified; please apply your changes to the latest version and try again`,
 		},
 		{
 			name: "no resourceVersion",
-			edit: func(l *wire.Lease) { l.ResourceVersion = "" },
+			edit: func(l *Lease) { l.ResourceVersion = "" },
 			code: 422, reason: metav1.StatusReasonInvalid, kind: "leases",
 			message: `leases.coordination.k8s.io "x" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update`,
 		},
 		{
 			name: "other uid",
-			edit: func(l *wire.Lease) { l.UID = "0b9e5a2c-0000-4000-8000-000000000000" },
+			edit: func(l *Lease) { l.UID = "0b9e5a2c-0000-4000-8000-000000000000" },
 			code: 409, reason: metav1.StatusReasonConflict, kind: "leases",
 			contains: "Precondition failed: UID in precondition: 0b9e5a2c-0000-4000-8000-000000000000, UID in object meta: " + string(l.UID),
 		},
 		{
 			name: "invalid spec",
-			edit: func(l *wire.Lease) { l.Spec.LeaseDurationSeconds = ptr(int32(-3)) },
+			edit: func(l *Lease) { l.Spec.LeaseDurationSeconds = ptr(int32(-3)) },
 			code: 422, reason: metav1.StatusReasonInvalid, kind: "Lease",
 			message: `Lease.coordination.k8s.io "x" is invalid: spec.leaseDurationSeconds: Invalid value: -3: must be greater than 0`,
 		},
 		{
 			name: "name mismatch",
-			edit: func(l *wire.Lease) { l.Name = "y" },
+			edit: func(l *Lease) { l.Name = "y" },
 			code: 400, reason: metav1.StatusReasonBadRequest,
 			message: "the name of the object (y) does not match the name on the URL (x)",
 		},
 		{
 			name: "namespace mismatch",
-			edit: func(l *wire.Lease) { l.Namespace = "kube-system" },
+			edit: func(l *Lease) { l.Namespace = "kube-system" },
 			code: 400, reason: metav1.StatusReasonBadRequest,
 			message: "the namespace of the object (kube-system) does not match the namespace on the request (default)",
 		},
 		{
 			name: "resourceVersion not a number",
-			edit: func(l *wire.Lease) { l.ResourceVersion = "abc" },
+			edit: func(l *Lease) { l.ResourceVersion = "abc" },
 			code: 500, reason: "",
 			contains: `strconv.ParseUint: parsing "abc": invalid syntax`,
 		},
 		{
 			name: "conflict wins over invalid",
-			edit: func(l *wire.Lease) { l.ResourceVersion = "1"; l.Spec.LeaseDurationSeconds = ptr(int32(0)) },
+			edit: func(l *Lease) { l.ResourceVersion = "1"; l.Spec.LeaseDurationSeconds = ptr(int32(0)) },
 			code: 409, reason: metav1.StatusReasonConflict, kind: "leases",
 		},
 	}
@@ -147,17 +147,17 @@ func TestServerNoOpUpdate(t *testing.T) {
 	assert.Equal(t, rv, s.ResourceVersion(), "a no-op PUT does not bump the global resourceVersion")
 
 	// Any client-settable change is not a no-op.
-	edits := map[string]func(*wire.Lease){
-		"label":      func(l *wire.Lease) { l.Labels = map[string]string{"k": "v"} },
-		"annotation": func(l *wire.Lease) { l.Annotations = map[string]string{"k": "v"} },
-		"finalizer":  func(l *wire.Lease) { l.Finalizers = []string{"example.com/f"} },
-		"owner": func(l *wire.Lease) {
+	edits := map[string]func(*Lease){
+		"label":      func(l *Lease) { l.Labels = map[string]string{"k": "v"} },
+		"annotation": func(l *Lease) { l.Annotations = map[string]string{"k": "v"} },
+		"finalizer":  func(l *Lease) { l.Finalizers = []string{"example.com/f"} },
+		"owner": func(l *Lease) {
 			l.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: "p", UID: "u"}}
 		},
-		"renewTime": func(l *wire.Lease) {
+		"renewTime": func(l *Lease) {
 			l.Spec.RenewTime = &metav1.MicroTime{Time: l.Spec.RenewTime.Add(time.Microsecond)}
 		},
-		"strategy": func(l *wire.Lease) {
+		"strategy": func(l *Lease) {
 			l.Spec.Unknown = map[string]json.RawMessage{"strategy": json.RawMessage(`"OldestEmulationVersion"`)}
 		},
 	}
@@ -222,35 +222,35 @@ func TestServerPutAbsent(t *testing.T) {
 func TestServerDelete(t *testing.T) {
 	tests := []struct {
 		name    string
-		body    func(l *wire.Lease) any
+		body    func(l *Lease) any
 		code    int
 		reason  metav1.StatusReason
 		message string
 	}{
-		{name: "no body", body: func(*wire.Lease) any { return nil }, code: 200},
-		{name: "empty options", body: func(*wire.Lease) any { return map[string]any{"apiVersion": "v1", "kind": "DeleteOptions"} }, code: 200},
+		{name: "no body", body: func(*Lease) any { return nil }, code: 200},
+		{name: "empty options", body: func(*Lease) any { return map[string]any{"apiVersion": "v1", "kind": "DeleteOptions"} }, code: 200},
 		{
 			name: "matching preconditions",
-			body: func(l *wire.Lease) any {
+			body: func(l *Lease) any {
 				return wire.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &l.UID, ResourceVersion: &l.ResourceVersion}}
 			},
 			code: 200,
 		},
 		{
 			name: "uid mismatch",
-			body: func(l *wire.Lease) any { return map[string]any{"preconditions": map[string]any{"uid": "other"}} },
+			body: func(l *Lease) any { return map[string]any{"preconditions": map[string]any{"uid": "other"}} },
 			code: 409, reason: metav1.StatusReasonConflict,
 			message: `Operation cannot be fulfilled on Lease.coordination.k8s.io "x": the UID in the precondition (other) does not match the UID in record (%UID%). The object might have been deleted and then recreated`,
 		},
 		{
 			name: "resourceVersion mismatch",
-			body: func(l *wire.Lease) any {
+			body: func(l *Lease) any {
 				return map[string]any{"preconditions": map[string]any{"uid": string(l.UID), "resourceVersion": "1"}}
 			},
 			code: 409, reason: metav1.StatusReasonConflict,
 			message: `Operation cannot be fulfilled on Lease.coordination.k8s.io "x": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record (%RV%). The object might have been modified`,
 		},
-		{name: "garbage", body: func(*wire.Lease) any { return "{" }, code: 400, reason: metav1.StatusReasonBadRequest},
+		{name: "garbage", body: func(*Lease) any { return "{" }, code: 400, reason: metav1.StatusReasonBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
