@@ -23,6 +23,7 @@ import (
 	"encoding/pem"
 	"net/http/httptest"
 	"sync"
+	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -88,6 +89,33 @@ type Server struct {
 func NewServer() *Server {
 	s := NewUnstartedServer()
 	s.Start()
+	return s
+}
+
+// NewServerT starts a Server as NewServer does and closes it when t and
+// its subtests have finished, with t.Cleanup (as miniredis's RunT does).
+// Cleanups run last-in first-out, so leases a test makes after the server
+// can still be released by cleanups of their own:
+//
+//	func TestJob(t *testing.T) {
+//		srv := leasetest.NewServerT(t)
+//		l, err := lease.NewKubernetesLease(lease.Settings{
+//			Name: "job", Owner: "pod-a", Config: srv.Config(),
+//		})
+//		...
+//	}
+func NewServerT(t testing.TB) *Server {
+	s := NewServer()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewTLSServerT is NewServerT on HTTPS with HTTP/2 enabled (see
+// StartTLS): the server's Config carries its CA certificate in CAData.
+func NewTLSServerT(t testing.TB) *Server {
+	s := NewUnstartedServer()
+	s.StartTLS()
+	t.Cleanup(s.Close)
 	return s
 }
 

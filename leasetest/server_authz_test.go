@@ -52,8 +52,7 @@ func authzLease(name string) *leasetest.Lease {
 }
 
 func TestServerAddUserForbidden(t *testing.T) {
-	srv := leasetest.NewServer()
-	t.Cleanup(srv.Close)
+	srv := leasetest.NewServerT(t)
 	srv.RequireToken("admin")
 	srv.AddUser("reader", "get", "list")
 	srv.AddUser("nobody")
@@ -106,8 +105,7 @@ func TestServerAddUserForbidden(t *testing.T) {
 }
 
 func TestServerAddUserWithoutRequireToken(t *testing.T) {
-	srv := leasetest.NewServer()
-	t.Cleanup(srv.Close)
+	srv := leasetest.NewServerT(t)
 	srv.AddUser("reader", "get")
 	coll := wire.Path("default", "")
 
@@ -134,8 +132,7 @@ func TestServerAddUserWithoutRequireToken(t *testing.T) {
 }
 
 func TestServerAddUserLease(t *testing.T) {
-	srv := leasetest.NewServer()
-	t.Cleanup(srv.Close)
+	srv := leasetest.NewServerT(t)
 	srv.RequireToken("admin")
 	srv.AddUser("no-delete", "get", "create", "update")
 	cfg := srv.Config()
