@@ -12,14 +12,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubelease/lease"
-	"github.com/kubelease/lease/internal/behaviour"
 	"github.com/kubelease/lease/leasetest"
 )
 
 const leaseName = "job"
 
 // memoryBackend gives every subtest an Arbiter of its own.
-func memoryBackend() behaviour.Backend {
+func memoryBackend() leasetest.LeaseBackend {
 	var mu sync.Mutex
 	arbiters := map[*testing.T]*leasetest.Arbiter{}
 	arbiter := func(t *testing.T) *leasetest.Arbiter {
@@ -33,7 +32,7 @@ func memoryBackend() behaviour.Backend {
 		}
 		return a
 	}
-	return behaviour.Backend{
+	return leasetest.LeaseBackend{
 		New: func(t *testing.T, owner string) lease.Lease {
 			m, err := arbiter(t).NewLease(leaseName, owner)
 			require.NoError(t, err, "NewLease")
@@ -48,7 +47,7 @@ func memoryBackend() behaviour.Backend {
 }
 
 func TestMemoryLeaseBehaviour(t *testing.T) {
-	behaviour.Run(t, memoryBackend())
+	leasetest.TestLease(t, memoryBackend())
 }
 
 // TestMemoryLeaseBehaviourNoSettle runs the table the way a backend without
@@ -56,7 +55,7 @@ func TestMemoryLeaseBehaviour(t *testing.T) {
 func TestMemoryLeaseBehaviourNoSettle(t *testing.T) {
 	b := memoryBackend()
 	b.Settle = nil
-	behaviour.Run(t, b)
+	leasetest.TestLease(t, b)
 }
 
 func newMemory(t *testing.T, a *leasetest.Arbiter, owner string) *leasetest.MemoryLease {
