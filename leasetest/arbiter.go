@@ -76,13 +76,11 @@ func (a *Arbiter) Holder(name string) (owner string, ok bool) {
 func (a *Arbiter) Revoke(name string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r := a.records[name]
-	if r == nil || !r.live {
-		return false
+	r := a.endLocked(name, lease.LostConflict)
+	if r != nil {
+		r.holder, r.writer = "", nil
 	}
-	a.loseLocked(r.writer, lease.LostConflict, "")
-	r.holder, r.writer, r.live = "", nil, false
-	return true
+	return r != nil
 }
 
 // Delete removes the record of the lease called name, as a third party
@@ -116,13 +114,20 @@ func (a *Arbiter) Delete(name string) bool {
 func (a *Arbiter) Expire(name string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.endLocked(name, lease.LostDeadline) != nil
+}
+
+// endLocked ends the live tenure of the lease called name with reason (see
+// loseLocked) and returns its record, no longer live; it returns nil when
+// the lease is not held. a.mu must be held.
+func (a *Arbiter) endLocked(name string, reason lease.LostReason) *record {
 	r := a.records[name]
 	if r == nil || !r.live {
-		return false
+		return nil
 	}
-	a.loseLocked(r.writer, lease.LostDeadline, "")
+	a.loseLocked(r.writer, reason, "")
 	r.live = false
-	return true
+	return r
 }
 
 // Wait blocks until every OnLost handler that has been started so far by

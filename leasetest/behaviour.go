@@ -91,6 +91,16 @@ func newTableLease(t *testing.T, b LeaseBackend, owner string) lease.Lease {
 	return l
 }
 
+// newWatchedLease makes an instance held as "a" with newTableLease, and a
+// lostWatch on it that is unregistered when the subtest ends.
+func newWatchedLease(t *testing.T, b LeaseBackend) (lease.Lease, *lostWatch) {
+	t.Helper()
+	a := newTableLease(t, b, "a")
+	w := watchLost(a)
+	t.Cleanup(w.unregister)
+	return a, w
+}
+
 // callCtx is a context for one call, bounded by waitTimeout.
 func callCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -259,4 +269,12 @@ func checkLost(t *testing.T, c lostCall, tok lease.Token, what string) {
 	if le.Reason == "" {
 		t.Errorf("%s: LostError.Reason: got empty, want a reason", what)
 	}
+}
+
+// revokeAndCheck ends a's tenure tok with b.Revoke and checks the call w
+// then gets.
+func revokeAndCheck(t *testing.T, b LeaseBackend, a lease.Lease, w *lostWatch, tok lease.Token, what string) {
+	t.Helper()
+	b.Revoke(t, a)
+	checkLost(t, w.next(t, what), tok, what)
 }

@@ -114,9 +114,7 @@ func btReleaseByNonHolder(t *testing.T, b LeaseBackend) {
 }
 
 func btOnLostNotCalledOnRelease(t *testing.T, b LeaseBackend) {
-	a := newTableLease(t, b, "a")
-	w := watchLost(a)
-	defer w.unregister()
+	a, w := newWatchedLease(t, b)
 
 	// Released tenures interleaved with revoked ones: every call must be
 	// for a revoked tenure. Each wait for a revoked tenure's call gives a
@@ -146,21 +144,17 @@ func btOnLostNotCalledOnRelease(t *testing.T, b LeaseBackend) {
 }
 
 func btOnLostOnRevoke(t *testing.T, b LeaseBackend) {
-	a := newTableLease(t, b, "a")
-	w := watchLost(a)
-	defer w.unregister()
+	a, w := newWatchedLease(t, b)
 
 	tok1 := mustAcquire(t, a, "first tenure")
-	b.Revoke(t, a)
-	checkLost(t, w.next(t, "first Revoke"), tok1, "first Revoke")
+	revokeAndCheck(t, b, a, w, tok1, "first Revoke")
 	checkHeld(t, a, false, lease.Token{}, "after first Revoke")
 
 	// The handler stays registered for the next tenure, and the first
 	// tenure got exactly one call.
 	mustRelease(t, a, "after loss")
 	tok2 := mustAcquire(t, a, "second tenure")
-	b.Revoke(t, a)
-	checkLost(t, w.next(t, "second Revoke"), tok2, "second Revoke")
+	revokeAndCheck(t, b, a, w, tok2, "second Revoke")
 	checkHeld(t, a, false, lease.Token{}, "after second Revoke")
 	w.none(t, b, "after second Revoke")
 }
@@ -174,26 +168,21 @@ func btUnregisterOnLost(t *testing.T, b LeaseBackend) {
 	gone.unregister() // idempotent
 
 	tok := mustAcquire(t, a, "a")
-	b.Revoke(t, a)
-	checkLost(t, kept.next(t, "registered handler"), tok, "registered handler")
+	revokeAndCheck(t, b, a, kept, tok, "registered handler")
 
 	// Another lost tenure gives the unregistered handler a second chance
 	// to show up while we wait for the registered one.
 	mustRelease(t, a, "after loss")
 	tok = mustAcquire(t, a, "a again")
-	b.Revoke(t, a)
-	checkLost(t, kept.next(t, "registered handler, second loss"), tok, "registered handler, second loss")
+	revokeAndCheck(t, b, a, kept, tok, "registered handler, second loss")
 	gone.none(t, b, "unregistered handler")
 }
 
 func btReacquireAfterLoss(t *testing.T, b LeaseBackend) {
-	a := newTableLease(t, b, "a")
-	w := watchLost(a)
-	defer w.unregister()
+	a, w := newWatchedLease(t, b)
 
 	tok1 := mustAcquire(t, a, "first tenure")
-	b.Revoke(t, a)
-	checkLost(t, w.next(t, "Revoke"), tok1, "Revoke")
+	revokeAndCheck(t, b, a, w, tok1, "Revoke")
 	mustRelease(t, a, "after loss")
 
 	tok2 := mustAcquire(t, a, "after loss")
