@@ -3,7 +3,6 @@ package leasetest_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -293,29 +292,4 @@ func TestArbiterWait(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Wait did not return within 10s of the handler's return")
 	}
-}
-
-// A MemoryLease stands in for a KubernetesLease in tests of code that
-// takes a lease.Lease.
-func ExampleMemoryLease() {
-	arbiter := leasetest.NewArbiter()
-	a, _ := arbiter.NewLease("nightly-report", "pod-a")
-	b, _ := arbiter.NewLease("nightly-report", "pod-b")
-	ctx := context.Background()
-
-	lost := make(chan error, 1)
-	a.OnLost(func(reason error) { lost <- reason })
-
-	okA, _ := a.Acquire(ctx)
-	okB, _ := b.Acquire(ctx)
-	fmt.Println("a:", okA, "b:", okB)
-
-	arbiter.Expire("nightly-report") // a missed its deadline
-	fmt.Println(<-lost)
-	okB, _ = b.Acquire(ctx)
-	fmt.Println("a alive:", a.CheckAlive(), "b:", okB)
-	// Output:
-	// a: true b: false
-	// lease: lost tenure 1/0: deadline
-	// a alive: false b: true
 }

@@ -1,22 +1,3 @@
-// Package leasetest provides test doubles for kubelease.
-//
-// Server is an in-process fake of the coordination.k8s.io/v1 Lease REST
-// endpoints of a kube-apiserver, served by net/http/httptest. It follows the
-// wire rules of a real server (a global resourceVersion, fresh uids,
-// preconditions, no-op updates, MicroTime checks, unknown-field warnings and
-// metav1.Status error bodies) and can inject faults, count requests and let a
-// test wait for requests without sleeping.
-//
-// Watches (?watch=true) stream events as a real server does (see
-// Bookmark, DropWatches, CompactLog and AwaitWatchers for driving them from
-// a test).
-//
-// Known differences from a real kube-apiserver: only JSON is spoken (other
-// content types get 415), PATCH, deletecollection, dryRun, pagination and
-// streaming lists (sendInitialEvents) are not supported, watches send
-// bookmarks only when Bookmark is called and have no time limit unless
-// timeoutSeconds asks for one, managedFields are never set, and the
-// namespaces that exist are a fixed set (see AddNamespace).
 package leasetest
 
 import (
