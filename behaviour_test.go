@@ -6,8 +6,7 @@ import (
 	"time"
 
 	"github.com/kubelease/lease"
-	"github.com/kubelease/lease/internal/behaviour"
-	"github.com/kubelease/lease/internal/wire"
+	"github.com/kubelease/lease/leasetest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,7 +26,7 @@ func TestBehaviour(t *testing.T) {
 		envs[t] = e
 		return e
 	}
-	behaviour.Run(t, behaviour.Backend{
+	leasetest.TestLease(t, leasetest.LeaseBackend{
 		New: func(t *testing.T, owner string) lease.Lease {
 			c := envFor(t).newLease(owner)
 			mu.Lock()
@@ -41,7 +40,7 @@ func TestBehaviour(t *testing.T) {
 			mu.Unlock()
 			e := envFor(t)
 			c.events.waitArmed(t)
-			require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) {
+			require.NoError(t, e.srv.Edit("default", "job", func(l *leasetest.Lease) {
 				l.Spec.HolderIdentity = nil // freed by a third party
 			}))
 			c.clk.Step(5 * time.Second)

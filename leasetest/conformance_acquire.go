@@ -7,14 +7,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubelease/lease"
-	"github.com/kubelease/lease/internal/wire"
 )
 
 // record returns a Lease named like the scenario's, as a third party
 // writes it: holder (none if ""), renewTime = acquireTime = renew (none if
 // zero), leaseDurationSeconds dur (none if 0) and leaseTransitions.
-func (sc *scenario) record(holder string, renew time.Time, dur, transitions int32) *wire.Lease {
-	l := &wire.Lease{}
+func (sc *scenario) record(holder string, renew time.Time, dur, transitions int32) *Lease {
+	l := &Lease{}
 	l.Name = sc.name
 	if holder != "" {
 		l.Spec.HolderIdentity = &holder
@@ -33,7 +32,7 @@ func (sc *scenario) record(holder string, renew time.Time, dur, transitions int3
 // checkTakenOver requires that rec, the Lease after c took over before
 // with token tok, names c, has the given transitions and the same uid as
 // before, and that tok is rec's and larger than before's resourceVersion.
-func (sc *scenario) checkTakenOver(c *contender, before, rec *wire.Lease, tok lease.Token, transitions int32) {
+func (sc *scenario) checkTakenOver(c *contender, before, rec *Lease, tok lease.Token, transitions int32) {
 	sc.t.Helper()
 	if got := rec.Spec.Holder(); got != c.owner {
 		sc.t.Errorf("holderIdentity: got %q, want %q", got, c.owner)
@@ -153,7 +152,7 @@ func scTakeOverExpiredFastPath(sc *scenario) {
 	sc.rest.create(sc.record("conf-other", confEpoch.Add(-16*time.Second), 15, 2))
 	a := sc.newLease("conf-a") // MaxClockSkew: the default, 1s
 	sc.acquireFalse(a, "renewTime + 15s + 1s skew is now")
-	before := sc.rest.edit(sc.name, func(l *wire.Lease) {
+	before := sc.rest.edit(sc.name, func(l *Lease) {
 		l.Spec.RenewTime = &metav1.MicroTime{Time: confEpoch.Add(-16*time.Second - time.Microsecond)}
 	})
 	tok := sc.acquire(a)

@@ -6,7 +6,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubelease/lease"
-	"github.com/kubelease/lease/internal/wire"
 )
 
 // scReleaseThenPeerAcquires: Release deletes the Lease, so a peer that was
@@ -38,7 +37,7 @@ func scReleaseThenPeerAcquires(sc *scenario) {
 func scReleaseNeverDeletesOthers(sc *scenario) {
 	a := sc.newLease("conf-a")
 	sc.acquire(a)
-	taken := sc.rest.edit(sc.name, func(l *wire.Lease) {
+	taken := sc.rest.edit(sc.name, func(l *Lease) {
 		holder := "conf-other"
 		l.Spec.HolderIdentity = &holder
 		l.Spec.RenewTime = &metav1.MicroTime{Time: a.clk.Now()}
@@ -64,7 +63,7 @@ func scReleaseNeverDeletesOthers(sc *scenario) {
 }
 
 // describe summarizes a Lease (or its absence) for a failure message.
-func describe(l *wire.Lease) string {
+func describe(l *Lease) string {
 	if l == nil {
 		return "absent"
 	}

@@ -60,7 +60,7 @@ func scLabelEditNotLoss(sc *scenario) {
 	a := sc.newLease("conf-a")
 	tok := sc.acquire(a)
 	sc.awaitRenewal(a, confEpoch)
-	edited := sc.rest.edit(sc.name, func(l *wire.Lease) {
+	edited := sc.rest.edit(sc.name, func(l *Lease) {
 		if l.Labels == nil {
 			l.Labels = map[string]string{}
 		}
@@ -85,7 +85,7 @@ func scUnmodelledFieldsSurvive(sc *scenario) {
 	// Lease alone.
 	ownerName := sc.name + "-owner"
 	sc.t.Cleanup(func() { sc.rest.remove(ownerName) })
-	owner := &wire.Lease{}
+	owner := &Lease{}
 	owner.Name = ownerName
 	owner = sc.rest.create(owner)
 
@@ -120,7 +120,7 @@ func scUnmodelledFieldsSurvive(sc *scenario) {
 
 // checkKept requires that got has every label, annotation, ownerReference
 // and unmodelled spec field of want.
-func (sc *scenario) checkKept(when string, want, got *wire.Lease) {
+func (sc *scenario) checkKept(when string, want, got *Lease) {
 	sc.t.Helper()
 	if !maps.Equal(got.Labels, want.Labels) {
 		sc.t.Errorf("%s: labels: got %v, want %v", when, got.Labels, want.Labels)
@@ -163,7 +163,7 @@ func jsonEqual(a, b json.RawMessage) bool {
 func scCompetitorTakeoverConflict(sc *scenario) {
 	a := sc.newLease("conf-a")
 	tok := sc.acquire(a)
-	taken := sc.rest.edit(sc.name, func(l *wire.Lease) {
+	taken := sc.rest.edit(sc.name, func(l *Lease) {
 		holder := "conf-competitor"
 		l.Spec.HolderIdentity = &holder
 		l.Spec.RenewTime = &metav1.MicroTime{Time: a.clk.Now()}

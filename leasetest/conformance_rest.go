@@ -83,9 +83,9 @@ func (r *confREST) do(method, path string, body any) (int, []byte) {
 }
 
 // decode decodes a Lease answer, failing the test on garbage.
-func (r *confREST) decode(what string, data []byte) *wire.Lease {
+func (r *confREST) decode(what string, data []byte) *Lease {
 	r.t.Helper()
-	l := &wire.Lease{}
+	l := &Lease{}
 	if err := json.Unmarshal(data, l); err != nil {
 		r.t.Fatalf("%s: decoding the Lease: %v: %s", what, err, data)
 	}
@@ -107,7 +107,7 @@ func (r *confREST) getRaw(name string) []byte {
 }
 
 // get reads the Lease name, or returns nil when absent.
-func (r *confREST) get(name string) *wire.Lease {
+func (r *confREST) get(name string) *Lease {
 	r.t.Helper()
 	data := r.getRaw(name)
 	if data == nil {
@@ -117,7 +117,7 @@ func (r *confREST) get(name string) *wire.Lease {
 }
 
 // mustGet reads the Lease name and fails the test when it is absent.
-func (r *confREST) mustGet(name string) *wire.Lease {
+func (r *confREST) mustGet(name string) *Lease {
 	r.t.Helper()
 	l := r.get(name)
 	if l == nil {
@@ -128,7 +128,7 @@ func (r *confREST) mustGet(name string) *wire.Lease {
 
 // create POSTs l (name and spec filled in; namespace, type and
 // resourceVersion are set here) and returns what the server stored.
-func (r *confREST) create(l *wire.Lease) *wire.Lease {
+func (r *confREST) create(l *Lease) *Lease {
 	r.t.Helper()
 	l = l.DeepCopy()
 	l.TypeMeta = metav1.TypeMeta{APIVersion: wire.APIVersion, Kind: wire.Kind}
@@ -142,7 +142,7 @@ func (r *confREST) create(l *wire.Lease) *wire.Lease {
 
 // edit does a read-modify-write of the Lease name with fn, retrying on 409,
 // and returns what the server stored.
-func (r *confREST) edit(name string, fn func(*wire.Lease)) *wire.Lease {
+func (r *confREST) edit(name string, fn func(*Lease)) *Lease {
 	r.t.Helper()
 	for range 10 {
 		l := r.mustGet(name)

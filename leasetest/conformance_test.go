@@ -62,13 +62,11 @@ func TestConformanceTLS(t *testing.T) {
 // newConformanceServer starts a Server for one scenario, closed when it
 // ends, with an admin token and a user "conf-nobody" with no access.
 func newConformanceServer(t *testing.T, useTLS bool) *leasetest.Server {
-	srv := leasetest.NewUnstartedServer()
+	newServer := leasetest.NewServerT
 	if useTLS {
-		srv.StartTLS()
-	} else {
-		srv.Start()
+		newServer = leasetest.NewTLSServerT
 	}
-	t.Cleanup(srv.Close)
+	srv := newServer(t)
 	srv.RequireToken("conf-admin")
 	srv.AddUser("conf-nobody")
 	return srv

@@ -3,7 +3,6 @@ package leasetest_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -12,14 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kubelease/lease"
-	"github.com/kubelease/lease/internal/behaviour"
 	"github.com/kubelease/lease/leasetest"
 )
 
 const leaseName = "job"
 
 // memoryBackend gives every subtest an Arbiter of its own.
-func memoryBackend() behaviour.Backend {
+func memoryBackend() leasetest.LeaseBackend {
 	var mu sync.Mutex
 	arbiters := map[*testing.T]*leasetest.Arbiter{}
 	arbiter := func(t *testing.T) *leasetest.Arbiter {
@@ -33,7 +31,7 @@ func memoryBackend() behaviour.Backend {
 		}
 		return a
 	}
-	return behaviour.Backend{
+	return leasetest.LeaseBackend{
 		New: func(t *testing.T, owner string) lease.Lease {
 			m, err := arbiter(t).NewLease(leaseName, owner)
 			require.NoError(t, err, "NewLease")
@@ -48,7 +46,7 @@ func memoryBackend() behaviour.Backend {
 }
 
 func TestMemoryLeaseBehaviour(t *testing.T) {
-	behaviour.Run(t, memoryBackend())
+	leasetest.TestLease(t, memoryBackend())
 }
 
 // TestMemoryLeaseBehaviourNoSettle runs the table the way a backend without
@@ -56,7 +54,7 @@ func TestMemoryLeaseBehaviour(t *testing.T) {
 func TestMemoryLeaseBehaviourNoSettle(t *testing.T) {
 	b := memoryBackend()
 	b.Settle = nil
-	behaviour.Run(t, b)
+	leasetest.TestLease(t, b)
 }
 
 func newMemory(t *testing.T, a *leasetest.Arbiter, owner string) *leasetest.MemoryLease {
@@ -294,29 +292,4 @@ func TestArbiterWait(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Wait did not return within 10s of the handler's return")
 	}
-}
-
-// A MemoryLease stands in for a KubernetesLease in tests of code that
-// takes a lease.Lease.
-func ExampleMemoryLease() {
-	arbiter := leasetest.NewArbiter()
-	a, _ := arbiter.NewLease("nightly-report", "pod-a")
-	b, _ := arbiter.NewLease("nightly-report", "pod-b")
-	ctx := context.Background()
-
-	lost := make(chan error, 1)
-	a.OnLost(func(reason error) { lost <- reason })
-
-	okA, _ := a.Acquire(ctx)
-	okB, _ := b.Acquire(ctx)
-	fmt.Println("a:", okA, "b:", okB)
-
-	arbiter.Expire("nightly-report") // a missed its deadline
-	fmt.Println(<-lost)
-	okB, _ = b.Acquire(ctx)
-	fmt.Println("a alive:", a.CheckAlive(), "b:", okB)
-	// Output:
-	// a: true b: false
-	// lease: lost tenure 1/0: deadline
-	// a alive: false b: true
 }

@@ -1,33 +1,14 @@
-// Package leasetest provides test doubles for kubelease.
-//
-// Server is an in-process fake of the coordination.k8s.io/v1 Lease REST
-// endpoints of a kube-apiserver, served by net/http/httptest. It follows the
-// wire rules of a real server (a global resourceVersion, fresh uids,
-// preconditions, no-op updates, MicroTime checks, unknown-field warnings and
-// metav1.Status error bodies) and can inject faults, count requests and let a
-// test wait for requests without sleeping.
-//
-// Watches (?watch=true) stream events as a real server does (see
-// Bookmark, DropWatches, CompactLog and AwaitWatchers for driving them from
-// a test).
-//
-// Known differences from a real kube-apiserver: only JSON is spoken (other
-// content types get 415), PATCH, deletecollection, dryRun, pagination and
-// streaming lists (sendInitialEvents) are not supported, watches send
-// bookmarks only when Bookmark is called and have no time limit unless
-// timeoutSeconds asks for one, managedFields are never set, and the
-// namespaces that exist are a fixed set (see AddNamespace).
 package leasetest
 
 import (
 	"encoding/pem"
 	"net/http/httptest"
 	"sync"
+	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubelease/lease"
-	"github.com/kubelease/lease/internal/wire"
 )
 
 // firstResourceVersion is the global resourceVersion of a new Server; the
@@ -47,14 +28,14 @@ type Server struct {
 	closing chan struct{}
 
 	// mu guards every field below: the store, the namespaces, the faults,
-	// the counters and the request log. It is held only for short, non-blocking
+	// the users, the open watches, the counters and the request log. It is held only for short, non-blocking
 	// sections: never while a request waits or while anything is written to
 	// the network.
 	mu         sync.Mutex
 	closed     bool
 	token      string
 	namespaces map[string]bool
-	leases     map[objKey]*wire.Lease
+	leases     map[objKey]*Lease
 	rv         uint64
 	changes    []change
 	changed    chan struct{}
@@ -67,6 +48,15 @@ type Server struct {
 	faults []*faultState
 	unhang chan struct{}
 	paused chan struct{}
+
+	// users are the restricted users AddUser registered, by bearer token.
+	users map[string]*user
+
+	// watchers is every open watch stream not dropped yet.
+	watchers map[*watcher]struct{}
+	// compacted is the global resourceVersion at the last CompactLog: no
+	// new watch may start from an older one.
+	compacted uint64
 
 	seq      int
 	received int
@@ -83,16 +73,45 @@ func NewServer() *Server {
 	return s
 }
 
+// NewServerT starts a Server as NewServer does and closes it when t and
+// its subtests have finished, with t.Cleanup (as miniredis's RunT does).
+// Cleanups run last-in first-out, so leases a test makes after the server
+// can still be released by cleanups of their own:
+//
+//	func TestJob(t *testing.T) {
+//		srv := leasetest.NewServerT(t)
+//		l, err := lease.NewKubernetesLease(lease.Settings{
+//			Name: "job", Owner: "pod-a", Config: srv.Config(),
+//		})
+//		...
+//	}
+func NewServerT(t testing.TB) *Server {
+	s := NewServer()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewTLSServerT is NewServerT on HTTPS with HTTP/2 enabled (see
+// StartTLS): the server's Config carries its CA certificate in CAData.
+func NewTLSServerT(t testing.TB) *Server {
+	s := NewUnstartedServer()
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
+}
+
 // NewUnstartedServer returns a new Server that is not started yet. Call
 // Start or StartTLS before using it, and Close when finished.
 func NewUnstartedServer() *Server {
 	s := &Server{
 		closing:    make(chan struct{}),
 		namespaces: map[string]bool{},
-		leases:     map[objKey]*wire.Lease{},
+		leases:     map[objKey]*Lease{},
 		rv:         firstResourceVersion,
 		changed:    make(chan struct{}),
 		unhang:     make(chan struct{}),
+		users:      map[string]*user{},
+		watchers:   map[*watcher]struct{}{},
 		counts:     map[string]int{},
 		notify:     make(chan struct{}),
 	}

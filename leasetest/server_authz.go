@@ -3,30 +3,16 @@ package leasetest
 import (
 	"fmt"
 	"net/http"
-	"runtime"
 	"strings"
-	"sync"
-	"weak"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
-
-// authzState is the users of one Server, added by AddUser.
-type authzState struct {
-	mu    sync.Mutex
-	users map[string]*user // by bearer token
-}
 
 // user is a restricted user: it may use only its verbs on Leases.
 type user struct {
 	name  string
 	verbs map[string]bool
 }
-
-// authzByServer holds the authzState of each Server that has users. It is
-// keyed weakly so that it does not keep a Server alive; an entry goes when
-// its Server is collected.
-var authzByServer sync.Map // weak.Pointer[Server] → *authzState
 
 // AddUser registers a user who authenticates with the bearer token tok and
 // may use only the given Kubernetes verbs ("get", "list", "watch",
@@ -37,49 +23,35 @@ var authzByServer sync.Map // weak.Pointer[Server] → *authzState
 // without RequireToken, any other token or none) keeps full access.
 // Calling AddUser again with the same token replaces its verbs.
 func (s *Server) AddUser(tok string, verbs ...string) {
-	wp := weak.Make(s)
-	v, loaded := authzByServer.LoadOrStore(wp, &authzState{users: map[string]*user{}})
-	if !loaded {
-		runtime.AddCleanup(s, func(wp weak.Pointer[Server]) { authzByServer.Delete(wp) }, wp)
-	}
-	a := v.(*authzState)
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	u := &user{
-		name:  fmt.Sprintf("system:serviceaccount:default:leasetest-user-%d", len(a.users)+1),
+		name:  fmt.Sprintf("system:serviceaccount:default:leasetest-user-%d", len(s.users)+1),
 		verbs: map[string]bool{},
 	}
-	if old := a.users[tok]; old != nil {
+	if old := s.users[tok]; old != nil {
 		u.name = old.name
 	}
 	for _, verb := range verbs {
 		u.verbs[verb] = true
 	}
-	a.users[tok] = u
+	s.users[tok] = u
 }
 
 // userOf returns the restricted user r authenticates as, or nil for the
 // admin (the RequireToken token) and when r names no registered user.
 func (s *Server) userOf(r *http.Request) *user {
-	v, ok := authzByServer.Load(weak.Make(s))
-	if !ok {
-		return nil
-	}
 	parts := strings.SplitN(r.Header.Get("Authorization"), " ", 3)
 	if len(parts) < 2 || !strings.EqualFold(parts[0], "bearer") {
 		return nil
 	}
 	tok := parts[1]
 	s.mu.Lock()
-	admin := s.token
-	s.mu.Unlock()
-	if admin != "" && tok == admin {
+	defer s.mu.Unlock()
+	if s.token != "" && tok == s.token {
 		return nil
 	}
-	a := v.(*authzState)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.users[tok]
+	return s.users[tok]
 }
 
 // handleAuthz answers r as handle does, after authorizing a restricted

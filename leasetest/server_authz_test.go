@@ -45,15 +45,14 @@ func authzDo(t *testing.T, srv *leasetest.Server, tok, method, path string, body
 	return res.StatusCode, data
 }
 
-func authzLease(name string) *wire.Lease {
-	l := &wire.Lease{}
+func authzLease(name string) *leasetest.Lease {
+	l := &leasetest.Lease{}
 	l.APIVersion, l.Kind, l.Name = wire.APIVersion, wire.Kind, name
 	return l
 }
 
 func TestServerAddUserForbidden(t *testing.T) {
-	srv := leasetest.NewServer()
-	t.Cleanup(srv.Close)
+	srv := leasetest.NewServerT(t)
 	srv.RequireToken("admin")
 	srv.AddUser("reader", "get", "list")
 	srv.AddUser("nobody")
@@ -106,8 +105,7 @@ func TestServerAddUserForbidden(t *testing.T) {
 }
 
 func TestServerAddUserWithoutRequireToken(t *testing.T) {
-	srv := leasetest.NewServer()
-	t.Cleanup(srv.Close)
+	srv := leasetest.NewServerT(t)
 	srv.AddUser("reader", "get")
 	coll := wire.Path("default", "")
 
@@ -134,8 +132,7 @@ func TestServerAddUserWithoutRequireToken(t *testing.T) {
 }
 
 func TestServerAddUserLease(t *testing.T) {
-	srv := leasetest.NewServer()
-	t.Cleanup(srv.Close)
+	srv := leasetest.NewServerT(t)
 	srv.RequireToken("admin")
 	srv.AddUser("no-delete", "get", "create", "update")
 	cfg := srv.Config()

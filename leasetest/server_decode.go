@@ -98,7 +98,7 @@ func cannotHandle(err error) *apierrors.StatusError {
 // drops unknown fields (returning a warning for each, or failing under
 // fieldValidation=Strict), and keeps the known spec fields the wire type does
 // not model (strategy, preferredHolder).
-func decodeLease(body []byte, directive string) (*wire.Lease, []string, *apierrors.StatusError) {
+func decodeLease(body []byte, directive string) (*Lease, []string, *apierrors.StatusError) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil, nil, unrecognized(err.Error(), body)
@@ -149,7 +149,7 @@ func decodeLease(body []byte, directive string) (*wire.Lease, []string, *apierro
 	if err != nil {
 		return nil, nil, cannotHandle(err)
 	}
-	l := &wire.Lease{}
+	l := &Lease{}
 	if err := json.Unmarshal(clean, l); err != nil {
 		return nil, nil, cannotHandle(err)
 	}

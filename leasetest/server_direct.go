@@ -7,8 +7,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/kubelease/lease/internal/wire"
 )
 
 // Direct access acts as a third party would, bypassing HTTP (so no request
@@ -19,7 +17,7 @@ import (
 
 // Get returns a deep copy of the Lease ns/name, with apiVersion and kind
 // set, and whether it exists.
-func (s *Server) Get(ns, name string) (*wire.Lease, bool) {
+func (s *Server) Get(ns, name string) (*Lease, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.leases[objKey{ns, name}]
@@ -34,7 +32,7 @@ func (s *Server) Get(ns, name string) (*wire.Lease, bool) {
 // creationTimestamp; on replace it keeps uid and creationTimestamp, and the
 // write is a no-op if nothing changed. l's resourceVersion and uid are
 // ignored, and an empty namespace means "default". The namespace must exist.
-func (s *Server) Put(l *wire.Lease) error {
+func (s *Server) Put(l *Lease) error {
 	if l == nil {
 		return errors.New("leasetest: put of a nil lease")
 	}
@@ -66,7 +64,7 @@ func (s *Server) Put(l *wire.Lease) error {
 // nothing changed. fn runs with the server's lock held, so it must not call
 // the Server. Edit fails if the Lease does not exist or if fn changes its
 // name, namespace, uid or resourceVersion.
-func (s *Server) Edit(ns, name string, fn func(*wire.Lease)) error {
+func (s *Server) Edit(ns, name string, fn func(*Lease)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.leases[objKey{ns, name}]

@@ -14,11 +14,11 @@ import (
 )
 
 // newWireLease returns a valid Lease for direct access.
-func newWireLease(ns, name, holder string) *wire.Lease {
+func newWireLease(ns, name, holder string) *Lease {
 	now := metav1.NewMicroTime(time.Now())
-	return &wire.Lease{
+	return &Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: wire.LeaseSpec{
+		Spec: LeaseSpec{
 			HolderIdentity: &holder, LeaseDurationSeconds: ptr(int32(15)),
 			AcquireTime: &now, RenewTime: &now, LeaseTransitions: ptr(int32(0)),
 		},
@@ -84,7 +84,7 @@ func TestServerEdit(t *testing.T) {
 	require.NoError(t, s.Put(newWireLease("default", "x", "a")))
 	before, _ := s.Get("default", "x")
 
-	require.NoError(t, s.Edit("default", "x", func(l *wire.Lease) {
+	require.NoError(t, s.Edit("default", "x", func(l *Lease) {
 		l.Labels = map[string]string{"team": "b"}
 	}))
 	after, _ := s.Get("default", "x")
@@ -93,20 +93,20 @@ func TestServerEdit(t *testing.T) {
 	assert.Equal(t, before.Spec, after.Spec)
 
 	// A no-op edit keeps the resourceVersion.
-	require.NoError(t, s.Edit("default", "x", func(*wire.Lease) {}))
+	require.NoError(t, s.Edit("default", "x", func(*Lease) {}))
 	same, _ := s.Get("default", "x")
 	assert.Equal(t, after.ResourceVersion, same.ResourceVersion)
 
 	tests := []struct {
 		name  string
 		ns    string
-		edit  func(*wire.Lease)
+		edit  func(*Lease)
 		check func(error) bool
 	}{
-		{"absent", "kube-system", func(*wire.Lease) {}, apierrors.IsNotFound},
-		{"rename", "default", func(l *wire.Lease) { l.Name = "y" }, func(err error) bool { return err != nil }},
-		{"uid", "default", func(l *wire.Lease) { l.UID = "other" }, func(err error) bool { return err != nil }},
-		{"invalid", "default", func(l *wire.Lease) { l.Spec.LeaseTransitions = ptr(int32(-1)) }, apierrors.IsInvalid},
+		{"absent", "kube-system", func(*Lease) {}, apierrors.IsNotFound},
+		{"rename", "default", func(l *Lease) { l.Name = "y" }, func(err error) bool { return err != nil }},
+		{"uid", "default", func(l *Lease) { l.UID = "other" }, func(err error) bool { return err != nil }},
+		{"invalid", "default", func(l *Lease) { l.Spec.LeaseTransitions = ptr(int32(-1)) }, apierrors.IsInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,11 +145,11 @@ func TestServerFinalizers(t *testing.T) {
 	assert.Equal(t, deleting.ResourceVersion, got.ResourceVersion)
 
 	// Adding a finalizer now is invalid.
-	err := s.Edit("default", "x", func(l *wire.Lease) { l.Finalizers = append(l.Finalizers, "example.com/more") })
+	err := s.Edit("default", "x", func(l *Lease) { l.Finalizers = append(l.Finalizers, "example.com/more") })
 	assert.True(t, apierrors.IsInvalid(err), "got %v, want Invalid", err)
 
 	// Removing the last one deletes it.
-	require.NoError(t, s.Edit("default", "x", func(l *wire.Lease) { l.Finalizers = nil }))
+	require.NoError(t, s.Edit("default", "x", func(l *Lease) { l.Finalizers = nil }))
 	_, ok = s.Get("default", "x")
 	assert.False(t, ok)
 }
@@ -157,8 +157,8 @@ func TestServerFinalizers(t *testing.T) {
 func TestServerChangeLog(t *testing.T) {
 	s, c := newTestServer(t)
 	created := c.create("default", "x")
-	require.NoError(t, s.Edit("default", "x", func(l *wire.Lease) { l.Labels = map[string]string{"a": "b"} }))
-	require.NoError(t, s.Edit("default", "x", func(*wire.Lease) {})) // no-op: no event
+	require.NoError(t, s.Edit("default", "x", func(l *Lease) { l.Labels = map[string]string{"a": "b"} }))
+	require.NoError(t, s.Edit("default", "x", func(*Lease) {})) // no-op: no event
 	require.NoError(t, s.Delete("default", "x"))
 
 	s.mu.Lock()

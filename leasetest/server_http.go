@@ -214,7 +214,7 @@ func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, rt *route) 
 }
 
 // decodeRequest reads and decodes the Lease in a POST or PUT.
-func decodeRequest(r *http.Request, optsKind string) (*wire.Lease, []string, *apierrors.StatusError) {
+func decodeRequest(r *http.Request, optsKind string) (*Lease, []string, *apierrors.StatusError) {
 	directive, st := fieldValidation(r, optsKind)
 	if st != nil {
 		return nil, nil, st

@@ -18,7 +18,7 @@ import (
 type leaseList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata"`
-	Items           []wire.Lease `json:"items"`
+	Items           []Lease `json:"items"`
 }
 
 // serveList answers a GET of the collection (of one namespace, or of all
@@ -45,7 +45,7 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request, rt *route) {
 	}
 	list := &leaseList{
 		TypeMeta: metav1.TypeMeta{APIVersion: wire.APIVersion, Kind: "LeaseList"},
-		Items:    []wire.Lease{},
+		Items:    []Lease{},
 	}
 	s.mu.Lock()
 	list.ResourceVersion = strconv.FormatUint(s.rv, 10)

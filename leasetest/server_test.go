@@ -19,141 +19,6 @@ import (
 	"github.com/kubelease/lease/internal/wire"
 )
 
-// The package's TestMain (main_test.go) checks for leaked goroutines.
-
-// testClient talks to a Server over real HTTP.
-type testClient struct {
-	t     *testing.T
-	hc    *http.Client
-	base  string
-	token string
-}
-
-// newTestServer starts a Server and a client with its own transport, both
-// closed at the end of the test.
-func newTestServer(t *testing.T) (*Server, *testClient) {
-	t.Helper()
-	s := NewServer()
-	s.EnableCoordinatedLeaderElection() // the spec fields under test; the default is tested on its own
-	tr := &http.Transport{}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		s.Close()
-	})
-	return s, &testClient{t: t, hc: &http.Client{Transport: tr}, base: s.URL}
-}
-
-// response is a fully read HTTP response.
-type response struct {
-	code   int
-	header http.Header
-	body   []byte
-}
-
-// do sends a request; body is nil, a string or []byte sent as is, or a
-// value encoded as JSON.
-func (c *testClient) do(ctx context.Context, method, path string, body any) (*response, error) {
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &response{code: resp.StatusCode, header: resp.Header, body: b}, nil
-}
-
-// must sends a request that must get an answer.
-func (c *testClient) must(method, path string, body any) *response {
-	c.t.Helper()
-	r, err := c.do(context.Background(), method, path, body)
-	require.NoError(c.t, err)
-	return r
-}
-
-// status decodes a metav1.Status answer, checking its framing.
-func (r *response) status(t *testing.T) metav1.Status {
-	t.Helper()
-	assert.Equal(t, "application/json", r.header.Get("Content-Type"), "Content-Type of a Status")
-	var st metav1.Status
-	require.NoError(t, json.Unmarshal(r.body, &st), "body: %s", r.body)
-	assert.Equal(t, "Status", st.Kind)
-	assert.Equal(t, "v1", st.APIVersion)
-	return st
-}
-
-// lease decodes a Lease answer.
-func (r *response) lease(t *testing.T) *wire.Lease {
-	t.Helper()
-	var l wire.Lease
-	require.NoError(t, json.Unmarshal(r.body, &l), "body: %s", r.body)
-	return &l
-}
-
-// micro formats t as a MicroTime.
-func micro(t time.Time) string { return t.UTC().Format(metav1.RFC3339Micro) }
-
-// leaseBody is the JSON of a Lease as a client would POST it.
-func leaseBody(name string, spec map[string]any) map[string]any {
-	return map[string]any{
-		"apiVersion": wire.APIVersion, "kind": wire.Kind,
-		"metadata": map[string]any{"name": name},
-		"spec":     spec,
-	}
-}
-
-// validSpec is a spec as a lease holder writes it.
-func validSpec() map[string]any {
-	now := micro(time.Now())
-	return map[string]any{
-		"holderIdentity": "a", "leaseDurationSeconds": 15,
-		"acquireTime": now, "renewTime": now, "leaseTransitions": 0,
-	}
-}
-
-func itemPath(ns, name string) string { return wire.Path(ns, name) }
-
-// create POSTs a valid Lease and returns what the server stored.
-func (c *testClient) create(ns, name string) *wire.Lease {
-	c.t.Helper()
-	r := c.must(http.MethodPost, wire.Path(ns, ""), leaseBody(name, validSpec()))
-	require.Equal(c.t, http.StatusCreated, r.code, "body: %s", r.body)
-	return r.lease(c.t)
-}
-
-func rvOf(t *testing.T, l *wire.Lease) uint64 {
-	t.Helper()
-	v, err := strconv.ParseUint(l.ResourceVersion, 10, 64)
-	require.NoError(t, err, "resourceVersion %q", l.ResourceVersion)
-	return v
-}
-
 func TestServerCreateAndGet(t *testing.T) {
 	s, c := newTestServer(t)
 	before := time.Now().Truncate(time.Second)
@@ -297,8 +162,6 @@ func TestServerGetIgnoresResourceVersionParam(t *testing.T) {
 	assert.Equal(t, "b", got.Spec.Holder(), "reads are always fresh")
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func TestServerAuth(t *testing.T) {
 	s, c := newTestServer(t)
 	s.RequireToken("sekret")
@@ -373,53 +236,6 @@ func TestServerUnsupportedBodies(t *testing.T) {
 	r := c.must(http.MethodPost, wire.Path("default", ""), bytes.Repeat([]byte(" "), maxBodyBytes+1))
 	assert.Equal(t, http.StatusRequestEntityTooLarge, r.code)
 	assert.Equal(t, metav1.StatusReasonRequestEntityTooLarge, r.status(t).Reason)
-}
-
-func TestServerList(t *testing.T) {
-	s, c := newTestServer(t)
-	c.create("default", "b")
-	c.create("default", "a")
-	c.create("kube-system", "c")
-	require.NoError(t, s.Edit("default", "b", func(l *wire.Lease) { l.Labels = map[string]string{"app": "x"} }))
-
-	type list struct {
-		Kind       string          `json:"kind"`
-		APIVersion string          `json:"apiVersion"`
-		Metadata   metav1.ListMeta `json:"metadata"`
-		Items      []wire.Lease    `json:"items"`
-	}
-	names := func(l list) []string {
-		var out []string
-		for _, it := range l.Items {
-			out = append(out, it.Namespace+"/"+it.Name)
-		}
-		return out
-	}
-	tests := []struct {
-		path string
-		want []string
-	}{
-		{wire.Path("default", ""), []string{"default/a", "default/b"}},
-		{wire.Path("default", "") + "?labelSelector=app%3Dx", []string{"default/b"}},
-		{wire.Path("default", "") + "?fieldSelector=metadata.name%3Da", []string{"default/a"}},
-		{"/apis/coordination.k8s.io/v1/leases", []string{"default/a", "default/b", "kube-system/c"}},
-		{wire.Path("no-such-namespace", ""), nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			r := c.must(http.MethodGet, tt.path, nil)
-			require.Equal(t, http.StatusOK, r.code, "body: %s", r.body)
-			var l list
-			require.NoError(t, json.Unmarshal(r.body, &l))
-			assert.Equal(t, "LeaseList", l.Kind)
-			assert.Equal(t, wire.APIVersion, l.APIVersion)
-			assert.Equal(t, s.ResourceVersion(), l.Metadata.ResourceVersion)
-			assert.Equal(t, tt.want, names(l))
-			assert.Contains(t, string(r.body), `"items":[`)
-		})
-	}
-	r := c.must(http.MethodGet, wire.Path("default", "")+"?fieldSelector=spec.holderIdentity%3Da", nil)
-	assert.Equal(t, http.StatusBadRequest, r.code)
 }
 
 func TestServerConcurrentUpdatesOneWins(t *testing.T) {

@@ -7,8 +7,6 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/kubelease/lease/internal/wire"
 )
 
 // validLeaseStrategies are the Kubernetes-defined (unprefixed) values of
@@ -17,14 +15,14 @@ var validLeaseStrategies = []string{"OldestEmulationVersion"}
 
 // validateCreate validates a Lease about to be created, as ValidateLease
 // of kube-apiserver does.
-func validateCreate(l *wire.Lease) field.ErrorList {
+func validateCreate(l *Lease) field.ErrorList {
 	errs := apivalidation.ValidateObjectMeta(&l.ObjectMeta, true, apivalidation.NameIsDNSSubdomain, field.NewPath("metadata"))
 	return append(errs, validateSpec(&l.Spec, field.NewPath("spec"))...)
 }
 
 // validateUpdate validates an update of old to l: the common object-meta
 // checks of every update, then those of ValidateLeaseUpdate.
-func validateUpdate(l, old *wire.Lease) field.ErrorList {
+func validateUpdate(l, old *Lease) field.ErrorList {
 	meta := field.NewPath("metadata")
 	errs := apivalidation.ValidateObjectMeta(&l.ObjectMeta, true, apivalidation.NameIsDNSSubdomain, meta)
 	errs = append(errs, apivalidation.ValidateObjectMetaUpdate(&l.ObjectMeta, &old.ObjectMeta, meta)...)
@@ -32,7 +30,7 @@ func validateUpdate(l, old *wire.Lease) field.ErrorList {
 }
 
 // validateSpec is ValidateLeaseSpec.
-func validateSpec(s *wire.LeaseSpec, p *field.Path) field.ErrorList {
+func validateSpec(s *LeaseSpec, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if s.LeaseDurationSeconds != nil && *s.LeaseDurationSeconds <= 0 {
 		errs = append(errs, field.Invalid(p.Child("leaseDurationSeconds"), *s.LeaseDurationSeconds, "must be greater than 0"))
@@ -69,7 +67,7 @@ func validateStrategy(strategy string, p *field.Path) field.ErrorList {
 }
 
 // unknownString returns the string value of a kept spec field, or "".
-func unknownString(s *wire.LeaseSpec, name string) string {
+func unknownString(s *LeaseSpec, name string) string {
 	raw, ok := s.Unknown[name]
 	if !ok {
 		return ""

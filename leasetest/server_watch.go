@@ -4,24 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"sort"
-	"strconv"
-	"sync"
 	"time"
-	"weak"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/kubelease/lease/internal/wire"
 )
 
 // Watch serves GET .../namespaces/{ns}/leases?watch=true and
@@ -72,183 +61,14 @@ import (
 // watch is finished only once its stream has ended, and its Code is 200
 // (or that of the error answered instead of a stream).
 
-// watchState is the open watches of one Server. Its fields are guarded by
-// the Server's mu.
-type watchState struct {
-	// watchers is every open watch stream not dropped yet.
-	watchers map[*watcher]struct{}
-	// compacted is the global resourceVersion at the last CompactLog: no
-	// new watch may start from an older one.
-	compacted uint64
-}
-
-// watchByServer holds the watchState of each Server that has been
-// watched. It is keyed weakly so that it does not keep a Server alive; an
-// entry goes when its Server is collected.
-var watchByServer sync.Map // weak.Pointer[Server] → *watchState
-
-// watches returns the watchState of s, creating it if need be.
-func (s *Server) watches() *watchState {
-	wp := weak.Make(s)
-	if v, ok := watchByServer.Load(wp); ok {
-		return v.(*watchState)
-	}
-	v, loaded := watchByServer.LoadOrStore(wp, &watchState{watchers: map[*watcher]struct{}{}})
-	if !loaded {
-		runtime.AddCleanup(s, func(wp weak.Pointer[Server]) { watchByServer.Delete(wp) }, wp)
-	}
-	return v.(*watchState)
-}
-
-// watcher is one open watch stream. Its fields, but wake and filter, are
-// guarded by the Server's mu.
-type watcher struct {
-	filter    *watchFilter
-	bookmarks bool
-	// pending holds the resourceVersions of the Bookmark calls not sent yet.
-	pending []uint64
-	// dropped is set by DropWatches.
-	dropped bool
-	// wake is signalled (without blocking; it has room for one) when
-	// pending or dropped change.
-	wake chan struct{}
-}
-
-// signal wakes the watcher's stream.
-func (w *watcher) signal() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-// watchFilter is what a watch selects.
-type watchFilter struct {
-	ns     string // "" for all namespaces
-	labels labels.Selector
-	fields fields.Selector
-}
-
-// matches reports whether l is selected.
-func (f *watchFilter) matches(l *wire.Lease) bool {
-	if f.ns != "" && l.Namespace != f.ns {
-		return false
-	}
-	return f.labels.Matches(labels.Set(l.Labels)) &&
-		f.fields.Matches(fields.Set{"metadata.name": l.Name, "metadata.namespace": l.Namespace})
-}
-
-// watchEvent is one event of a watch stream.
-type watchEvent struct {
-	Type   string `json:"type"`
-	Object any    `json:"object"`
-}
-
-// Watch event types beyond those of the change log.
-const (
-	eventBookmark = "BOOKMARK"
-	eventError    = "ERROR"
-)
-
-// event returns the event c makes for the watch, as the watch cache
-// decides it from the object and the previous object, and whether there is
-// one.
-func (f *watchFilter) event(c change) (watchEvent, bool) {
-	switch c.typ {
-	case eventAdded, eventDeleted:
-		if f.matches(c.lease) {
-			return watchEvent{Type: c.typ, Object: withType(c.lease)}, true
-		}
-		return watchEvent{}, false
-	}
-	cur := f.matches(c.lease)
-	old := c.prev != nil && f.matches(c.prev)
-	switch {
-	case cur && old:
-		return watchEvent{Type: eventModified, Object: withType(c.lease)}, true
-	case cur:
-		return watchEvent{Type: eventAdded, Object: withType(c.lease)}, true
-	case old:
-		gone := withType(c.prev)
-		gone.ResourceVersion = c.lease.ResourceVersion
-		return watchEvent{Type: eventDeleted, Object: gone}, true
-	}
-	return watchEvent{}, false
-}
-
-// bookmarkEvent is a BOOKMARK at resourceVersion rv.
-func bookmarkEvent(rv uint64) watchEvent {
-	return watchEvent{Type: eventBookmark, Object: &wire.Lease{
-		TypeMeta:   metav1.TypeMeta{APIVersion: wire.APIVersion, Kind: wire.Kind},
-		ObjectMeta: metav1.ObjectMeta{ResourceVersion: strconv.FormatUint(rv, 10)},
-	}}
-}
-
-// watchOptions are the parsed query parameters of a watch.
-type watchOptions struct {
-	filter    *watchFilter
-	rv        uint64 // 0 for "" and "0": start from the current state
-	bookmarks bool
-	timeout   time.Duration // 0: none
-}
-
-// parseWatchOptions reads and checks the query parameters of a watch.
-func parseWatchOptions(r *http.Request, rt *route) (*watchOptions, *apierrors.StatusError) {
-	q := r.URL.Query()
-	if boolParam(q, "sendInitialEvents") {
-		return nil, badRequestf("leasetest: sendInitialEvents (streaming lists) is not supported")
-	}
-	if q.Get("resourceVersionMatch") != "" {
-		return nil, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "ListOptions"}, "", field.ErrorList{
-			field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden for watch"),
-		})
-	}
-	lsel, err := labels.Parse(q.Get("labelSelector"))
-	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
-	}
-	fsel, err := fields.ParseSelector(q.Get("fieldSelector"))
-	if err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
-	}
-	for _, req := range fsel.Requirements() {
-		if req.Field != "metadata.name" && req.Field != "metadata.namespace" {
-			return nil, badRequestf("field label not supported: %s", req.Field)
-		}
-	}
-	o := &watchOptions{
-		filter:    &watchFilter{ns: rt.ns, labels: lsel, fields: fsel},
-		bookmarks: boolParam(q, "allowWatchBookmarks"),
-	}
-	if v := q.Get("timeoutSeconds"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
-		if n > 0 {
-			o.timeout = time.Duration(min(n, math.MaxInt64/int64(time.Second))) * time.Second
-		}
-	}
-	if v := q.Get("resourceVersion"); v != "" && v != "0" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return nil, apierrors.NewInvalid(leasesAsKind, "", field.ErrorList{
-				field.Invalid(field.NewPath("resourceVersion"), v, err.Error()),
-			})
-		}
-		o.rv = n
-	}
-	return o, nil
-}
-
 // oldestWatchRVLocked returns the oldest resourceVersion a new watch may
 // start from: every change after it is in the log.
-func (s *Server) oldestWatchRVLocked(ws *watchState) uint64 {
+func (s *Server) oldestWatchRVLocked() uint64 {
 	oldest := s.rv
 	if len(s.changes) > 0 {
 		oldest = s.changes[0].rv - 1
 	}
-	return max(oldest, ws.compacted)
+	return max(oldest, s.compacted)
 }
 
 // serveWatch answers a watch of the collection rt names.
@@ -264,7 +84,6 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rt *route) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	ws := s.watches()
 	wt := &watcher{filter: opts.filter, bookmarks: opts.bookmarks, wake: make(chan struct{}, 1)}
 
 	// Establish the watch: its starting point and initial events are
@@ -276,7 +95,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rt *route) {
 		expired bool
 	)
 	s.mu.Lock()
-	switch oldest := s.oldestWatchRVLocked(ws); {
+	switch oldest := s.oldestWatchRVLocked(); {
 	case opts.rv == 0:
 		sent = s.rv
 		keys := make([]objKey, 0, len(s.leases))
@@ -303,14 +122,14 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, rt *route) {
 		sent = opts.rv
 	}
 	if !expired {
-		ws.watchers[wt] = struct{}{}
+		s.watchers[wt] = struct{}{}
 		s.broadcastLocked()
 	}
 	s.mu.Unlock()
 	if !expired {
 		defer func() {
 			s.mu.Lock()
-			delete(ws.watchers, wt)
+			delete(s.watchers, wt)
 			s.broadcastLocked()
 			s.mu.Unlock()
 		}()
@@ -383,41 +202,6 @@ func (s *Server) waitWatch(ctx context.Context, changed <-chan struct{}, wake <-
 	}
 }
 
-// pendingLocked returns the events of wt after resourceVersion sent, its
-// pending bookmarks merged in order, and the resourceVersion up to which
-// it has then taken events. It returns false if the log no longer holds
-// every change after sent: the watcher fell too far behind.
-func (s *Server) pendingLocked(wt *watcher, sent uint64) ([]watchEvent, uint64, bool) {
-	if len(s.changes) > 0 && s.changes[0].rv-1 > sent {
-		return nil, sent, false
-	}
-	marks := wt.pending
-	wt.pending = nil
-	var out []watchEvent
-	// A bookmark at rv goes after every change up to rv; one older than
-	// what the stream has already sent (a watch started ahead of the
-	// server) is skipped.
-	bookmarksBefore := func(rv uint64) {
-		for len(marks) > 0 && marks[0] < rv {
-			if marks[0] >= sent {
-				out = append(out, bookmarkEvent(marks[0]))
-				sent = marks[0]
-			}
-			marks = marks[1:]
-		}
-	}
-	i := sort.Search(len(s.changes), func(i int) bool { return s.changes[i].rv > sent })
-	for _, c := range s.changes[i:] {
-		bookmarksBefore(c.rv)
-		if ev, ok := wt.filter.event(c); ok {
-			out = append(out, ev)
-		}
-		sent = c.rv
-	}
-	bookmarksBefore(math.MaxUint64)
-	return out, sent, true
-}
-
 // writeEvent writes one event as a line of JSON and flushes it.
 func writeEvent(w http.ResponseWriter, rc *http.ResponseController, ev watchEvent) error {
 	b, err := json.Marshal(ev)
@@ -428,68 +212,4 @@ func writeEvent(w http.ResponseWriter, rc *http.ResponseController, ev watchEven
 		return err
 	}
 	return rc.Flush()
-}
-
-// Watchers returns the number of open watch streams. A watch counts from
-// the moment it is established, before its response headers are sent (so
-// once a client has the headers, the server already counts it and will
-// send it every later change), until its stream ends or DropWatches drops
-// it.
-func (s *Server) Watchers() int {
-	ws := s.watches()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(ws.watchers)
-}
-
-// AwaitWatchers blocks until at least n watch streams are open (see
-// Watchers), or returns ctx's error. It lets a test wait until a client's
-// watch is established before making the change it should see.
-func (s *Server) AwaitWatchers(ctx context.Context, n int) error {
-	ws := s.watches()
-	return s.await(ctx, func() bool { return len(ws.watchers) >= n })
-}
-
-// Bookmark makes every open watch that asked for bookmarks
-// (allowWatchBookmarks=true) send a BOOKMARK event at the current global
-// resourceVersion, after the events of every change up to it. Each call
-// makes one bookmark per such watch.
-func (s *Server) Bookmark() {
-	ws := s.watches()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for wt := range ws.watchers {
-		if wt.bookmarks {
-			wt.pending = append(wt.pending, s.rv)
-			wt.signal()
-		}
-	}
-}
-
-// DropWatches ends every open watch stream at once, without sending its
-// pending events: each body ends cleanly (the client reads EOF), as when a
-// real server ends a watch. Watchers counts them no more as soon as
-// DropWatches returns, so AwaitWatchers can then wait for the clients to
-// watch again. Watches established later are not affected.
-func (s *Server) DropWatches() {
-	ws := s.watches()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for wt := range ws.watchers {
-		wt.dropped = true
-		wt.signal()
-		delete(ws.watchers, wt)
-	}
-	s.broadcastLocked()
-}
-
-// CompactLog forgets the history of changes, as an etcd compaction does: a
-// watch from any resourceVersion older than the current global one then
-// gets a 410 Expired ERROR event. Open watches are not affected (a real
-// server serves them from its watch cache).
-func (s *Server) CompactLog() {
-	ws := s.watches()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ws.compacted = s.rv
 }
