@@ -12,7 +12,7 @@ import "github.com/kubelease/lease/internal/kubeconfig"
 // kubectl).
 // Files are merged like kubectl does: for clusters, users and contexts the
 // first file to define a name wins, and so does the first file to set
-// current-context. context names the context to use; "" means the
+// current-context. contextName names the context to use; "" means the
 // current-context.
 //
 // Supported: cluster server, certificate-authority,
@@ -38,8 +38,8 @@ import "github.com/kubelease/lease/internal/kubeconfig"
 // as-user-extra) and an invalid proxy-url. Other fields are ignored. Errors
 // name the file, the entry and the field, and never hold a token, a
 // password or an exec env value.
-func LoadKubeconfig(path, context string) (*Config, error) {
-	return configFrom(kubeconfig.Load(path, context))
+func LoadKubeconfig(path, contextName string) (*Config, error) {
+	return configFrom(kubeconfig.Load(path, contextName))
 }
 
 // DefaultConfig returns the Config a process most likely means, found as
