@@ -2,6 +2,9 @@ package lease
 
 import (
 	"net/http"
+
+	"github.com/kubelease/lease/internal/kubeconfig"
+	"github.com/kubelease/lease/internal/transport"
 )
 
 // Config says where the Kubernetes API server is and how to authenticate to
@@ -59,4 +62,88 @@ type Config struct {
 	// still sent; a client certificate from Exec cannot be used (requests
 	// fail if the plugin returns no token).
 	HTTPClient *http.Client
+}
+
+// The connection code lives behind two internal packages, each with its own
+// small type: internal/kubeconfig finds a kubeconfig.Config, and
+// internal/transport builds the transport and the credentials from a
+// transport.Config. transportConfig and configFrom are the one place where
+// Config is converted to and from them.
+
+// transportConfig returns the part of cfg that the transport and the
+// credentials are built from.
+func (cfg *Config) transportConfig() *transport.Config {
+	tc := &transport.Config{
+		Host:            cfg.Host,
+		BearerToken:     cfg.BearerToken,
+		BearerTokenFile: cfg.BearerTokenFile,
+		CAData:          cfg.CAData,
+		CAFile:          cfg.CAFile,
+		CertData:        cfg.CertData,
+		KeyData:         cfg.KeyData,
+		CertFile:        cfg.CertFile,
+		KeyFile:         cfg.KeyFile,
+		ServerName:      cfg.ServerName,
+		Insecure:        cfg.Insecure,
+		ProxyURL:        cfg.ProxyURL,
+		CustomClient:    cfg.HTTPClient != nil,
+	}
+	if e := cfg.Exec; e != nil {
+		tc.Exec = &transport.ExecConfig{
+			Command:            e.Command,
+			Args:               e.Args,
+			Env:                convertEnv[transport.ExecEnvVar](e.Env),
+			APIVersion:         e.APIVersion,
+			ProvideClusterInfo: e.ProvideClusterInfo,
+			InstallHint:        e.InstallHint,
+		}
+	}
+	return tc
+}
+
+// configFrom returns the Config for what internal/kubeconfig found, or
+// err, unchanged, when it found nothing.
+func configFrom(k *kubeconfig.Config, err error) (*Config, error) {
+	if err != nil {
+		return nil, err
+	}
+	cfg := &Config{
+		Host:            k.Host,
+		Namespace:       k.Namespace,
+		BearerToken:     k.BearerToken,
+		BearerTokenFile: k.BearerTokenFile,
+		CAData:          k.CAData,
+		CAFile:          k.CAFile,
+		CertData:        k.CertData,
+		KeyData:         k.KeyData,
+		CertFile:        k.CertFile,
+		KeyFile:         k.KeyFile,
+		ServerName:      k.ServerName,
+		Insecure:        k.Insecure,
+		ProxyURL:        k.ProxyURL,
+	}
+	if e := k.Exec; e != nil {
+		cfg.Exec = &ExecConfig{
+			Command:            e.Command,
+			Args:               e.Args,
+			Env:                convertEnv[ExecEnvVar](e.Env),
+			APIVersion:         e.APIVersion,
+			ProvideClusterInfo: e.ProvideClusterInfo,
+			InstallHint:        e.InstallHint,
+		}
+	}
+	return cfg, nil
+}
+
+// convertEnv converts exec plugin variables between ExecEnvVar and
+// transport.ExecEnvVar; nil stays nil.
+func convertEnv[To, From ~struct{ Name, Value string }](vars []From) []To {
+	if vars == nil {
+		return nil
+	}
+	out := make([]To, len(vars))
+	for i, v := range vars {
+		out[i] = To(v)
+	}
+	return out
 }

@@ -68,24 +68,3 @@ func TestEdgesNonAPIAnswerHint(t *testing.T) {
 		})
 	}
 }
-
-// The auth-provider refusal points at what is supported instead (item 12).
-func TestEdgesAuthProviderPointsAtExecPlugins(t *testing.T) {
-	tests := []struct {
-		name, provider string
-	}{
-		{"gcp", "{name: gcp}"},
-		{"oidc", "{name: oidc, config: {id-token: " + secretToken + "}}"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			file := writeTestFile(t, t.TempDir(), "config",
-				kubeconfigFixture("server: https://prod.example", "auth-provider: "+tc.provider))
-			_, err := LoadKubeconfig(file, "")
-			require.Error(t, err)
-			want := "lease: kubeconfig " + file + `: user "alice": auth-provider is not supported; use an exec credential plugin (gke-gcloud-auth-plugin, kubelogin) or a token`
-			assert.Equal(t, want, err.Error(), "got %q, want %q", err, want)
-			assert.NotContains(t, err.Error(), secretToken, "got %q: the error holds the token", err)
-		})
-	}
-}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kubelease/lease"
+	"github.com/kubelease/lease/internal/transport/exectest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -15,7 +16,7 @@ import (
 // more, as the server sees it on the wire; the new answer is shared with
 // the other leases of the process that use the same plugin.
 func TestExecRerunAfterUnauthorized(t *testing.T) {
-	plugin := lease.ExecPluginPath(t)
+	plugin := exectest.PluginPath(t)
 	e := newEnv(t)
 	dir := t.TempDir()
 	tokenFile, counter := filepath.Join(dir, "token"), filepath.Join(dir, "runs")

@@ -5,14 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -21,147 +17,37 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/kubelease/lease/internal/transport"
+	"github.com/kubelease/lease/internal/transport/exectest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
-// execPlugin is testdata/execplugin, built once per test binary.
-var execPlugin struct {
-	once sync.Once
-	path string
-	skip string
-	err  error
-}
-
-// ExecPluginPath returns the path of testdata/execplugin, built once per
-// test binary (into the user's cache directory, keyed by the source and the
-// Go version, so later runs reuse it). It skips t when the go command is
-// not on $PATH. Exported for the external test package.
-func ExecPluginPath(t testing.TB) string {
-	t.Helper()
-	execPlugin.once.Do(buildExecPlugin)
-	if execPlugin.skip != "" {
-		t.Skip(execPlugin.skip)
-	}
-	require.NoError(t, execPlugin.err)
-	return execPlugin.path
-}
-
-func buildExecPlugin() {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		execPlugin.skip = "skipping: the exec plugin tests build testdata/execplugin and need the go command on $PATH"
-		return
-	}
-	src, err := os.ReadFile(filepath.Join("testdata", "execplugin", "main.go"))
-	if err != nil {
-		execPlugin.err = err
-		return
-	}
-	sum := sha256.Sum256(append(src, runtime.Version()+runtime.GOOS+runtime.GOARCH...))
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = os.TempDir()
-	}
-	dir := filepath.Join(base, "kubelease-test", "execplugin-"+hex.EncodeToString(sum[:8]))
-	path := filepath.Join(dir, "plugin")
-	if runtime.GOOS == "windows" {
-		path += ".exe"
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
-		execPlugin.path = path
-		return
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		execPlugin.err = err
-		return
-	}
-	tmp := path + ".tmp-" + strconv.Itoa(os.Getpid())
-	out, err := exec.Command(goCmd, "build", "-o", tmp, "./testdata/execplugin").CombinedOutput()
-	if err != nil {
-		execPlugin.err = fmt.Errorf("go build ./testdata/execplugin: %v\n%s", err, out)
-		return
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		execPlugin.err = err
-		return
-	}
-	execPlugin.path = path
-}
-
-// pluginToken is the token the plugin hands out in the failure tests; no
-// error may contain it.
-const pluginToken = "plugin-s3cr3t-tok"
-
 // execStart is where the fake clocks of these tests start.
 var execStart = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
-// pluginSetup is a plugin configuration with its own directory, so that its
-// ExecConfig (and hence its cache entry) is unique to the test.
+// pluginSetup is a plugin setup with its ExecConfig, unique to the test.
 type pluginSetup struct {
-	dir     string
-	counter string // PLUGIN_COUNTER_FILE
-	info    string // PLUGIN_INFO_FILE
-	exec    *ExecConfig
+	*exectest.Plugin
+	exec *ExecConfig
 }
 
 // newPlugin returns a plugin setup with the given PLUGIN_* variables
 // (name, value pairs) besides the counter and info files.
 func newPlugin(t *testing.T, kv ...string) *pluginSetup {
 	t.Helper()
-	p := &pluginSetup{dir: t.TempDir()}
-	p.counter = filepath.Join(p.dir, "runs")
-	p.info = filepath.Join(p.dir, "info.json")
-	p.exec = &ExecConfig{Command: ExecPluginPath(t), Env: []ExecEnvVar{
-		{Name: "PLUGIN_COUNTER_FILE", Value: p.counter},
-		{Name: "PLUGIN_INFO_FILE", Value: p.info},
-	}}
-	for i := 0; i+1 < len(kv); i += 2 {
-		p.exec.Env = append(p.exec.Env, ExecEnvVar{Name: kv[i], Value: kv[i+1]})
+	p := exectest.NewPlugin(t, kv...)
+	ec := &ExecConfig{Command: p.Command}
+	for _, v := range p.Env {
+		ec.Env = append(ec.Env, ExecEnvVar(v))
 	}
-	return p
-}
-
-// runs is how many times the plugin has run.
-func (p *pluginSetup) runs(t *testing.T) int {
-	t.Helper()
-	b, err := os.ReadFile(p.counter)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0
-	}
-	require.NoError(t, err)
-	return strings.Count(string(b), "\n")
-}
-
-// execInfo is the KUBERNETES_EXEC_INFO the plugin saw last.
-func (p *pluginSetup) execInfo(t *testing.T) map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(p.info)
-	require.NoError(t, err)
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(b, &m), "KUBERNETES_EXEC_INFO %s", b)
-	return m
-}
-
-// authorizeOnce runs c.authorize on a fresh request and returns the
-// Authorization header it set.
-func authorizeOnce(c *credentials) (string, error) {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://api.example/", nil)
-	if err != nil {
-		return "", err
-	}
-	err = c.authorize(req)
-	return req.Header.Get("Authorization"), err
+	return &pluginSetup{Plugin: p, exec: ec}
 }
 
 // leaseJSON is an answer that decodes as a Lease.
@@ -179,7 +65,7 @@ func newExecLease(t *testing.T, cfg *Config) (*KubernetesLease, *clocktesting.Fa
 }
 
 func TestExecToken(t *testing.T) {
-	for _, version := range []string{execV1, execV1beta1} {
+	for _, version := range []string{transport.ExecV1, transport.ExecV1beta1} {
 		t.Run(version, func(t *testing.T) {
 			auth := make(chan string, 4)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -197,224 +83,15 @@ func TestExecToken(t *testing.T) {
 			assert.Equal(t, "Bearer tok-"+version, <-auth)
 			assert.Equal(t, map[string]any{
 				"apiVersion": version, "kind": "ExecCredential", "spec": map[string]any{"interactive": false},
-			}, p.execInfo(t), "KUBERNETES_EXEC_INFO without cluster info")
+			}, p.ExecInfo(t), "KUBERNETES_EXEC_INFO without cluster info")
 
 			_, err = l.get(context.Background())
 			require.NoError(t, err)
 			assert.Equal(t, "Bearer tok-"+version, <-auth)
-			assert.Equal(t, 1, p.runs(t), "no expiry: the answer is cached")
+			assert.Equal(t, 1, p.Runs(t), "no expiry: the answer is cached")
 		})
 	}
 
-	t.Run("empty APIVersion is v1", func(t *testing.T) {
-		p := newPlugin(t, "PLUGIN_TOKEN", "tok")
-		c := newCredentials(&Config{Host: "https://api.example", Exec: p.exec}, clocktesting.NewFakeClock(execStart))
-		got, err := authorizeOnce(c)
-		require.NoError(t, err)
-		assert.Equal(t, "Bearer tok", got)
-		assert.Equal(t, execV1, p.execInfo(t)["apiVersion"])
-	})
-}
-
-func TestExecClusterInfo(t *testing.T) {
-	caFile := filepath.Join(t.TempDir(), "ca.crt")
-	require.NoError(t, os.WriteFile(caFile, []byte("CA PEM"), 0o600))
-	p := newPlugin(t, "PLUGIN_TOKEN", "tok")
-	p.exec.ProvideClusterInfo = true
-	cfg := &Config{Host: "https://api.example:6443", CAFile: caFile, ServerName: "api.internal",
-		Insecure: true, ProxyURL: "http://proxy.example:3128", Exec: p.exec}
-	_, err := authorizeOnce(newCredentials(cfg, clocktesting.NewFakeClock(execStart)))
-	require.NoError(t, err)
-	assert.Equal(t, map[string]any{
-		"apiVersion": execV1, "kind": "ExecCredential",
-		"spec": map[string]any{"interactive": false, "cluster": map[string]any{
-			"server":                     "https://api.example:6443",
-			"certificate-authority-data": b64("CA PEM"),
-			"tls-server-name":            "api.internal",
-			"insecure-skip-tls-verify":   true,
-			"proxy-url":                  "http://proxy.example:3128",
-		}},
-	}, p.execInfo(t))
-
-	// Another cluster is another cache entry: the plugin runs again.
-	cfg2 := *cfg
-	cfg2.Host = "https://other.example"
-	_, err = authorizeOnce(newCredentials(&cfg2, clocktesting.NewFakeClock(execStart)))
-	require.NoError(t, err)
-	assert.Equal(t, 2, p.runs(t))
-}
-
-func TestExecCachedUntilExpiry(t *testing.T) {
-	expiry := execStart.Add(10 * time.Minute)
-	p := newPlugin(t, "PLUGIN_TOKEN", "tok", "PLUGIN_EXPIRES_AT", expiry.Format(time.RFC3339))
-	clk := clocktesting.NewFakeClock(execStart)
-	c := newCredentials(&Config{Host: "https://api.example", Exec: p.exec}, clk)
-	for range 3 {
-		got, err := authorizeOnce(c)
-		require.NoError(t, err)
-		assert.Equal(t, "Bearer tok", got)
-	}
-	assert.Equal(t, 1, p.runs(t), "cached before the expiry")
-	clk.Step(10*time.Minute - time.Second)
-	_, err := authorizeOnce(c)
-	require.NoError(t, err)
-	assert.Equal(t, 1, p.runs(t), "still cached a second before the expiry")
-	clk.Step(time.Second)
-	_, err = authorizeOnce(c)
-	require.NoError(t, err)
-	assert.Equal(t, 2, p.runs(t), "run again at the expiry")
-}
-
-func TestExecCachedUntil401(t *testing.T) {
-	tokFile := filepath.Join(t.TempDir(), "token")
-	require.NoError(t, os.WriteFile(tokFile, []byte("tok-1"), 0o600))
-	p := newPlugin(t, "PLUGIN_TOKEN_FILE", tokFile)
-	clk := clocktesting.NewFakeClock(execStart)
-	cfg := &Config{Host: "https://api.example", Exec: p.exec}
-	a, b := newCredentials(cfg, clk), newCredentials(cfg, clk)
-
-	for _, c := range []*credentials{a, b} {
-		got, err := authorizeOnce(c)
-		require.NoError(t, err)
-		assert.Equal(t, "Bearer tok-1", got)
-	}
-	clk.Step(24 * time.Hour)
-	_, err := authorizeOnce(a)
-	require.NoError(t, err)
-	assert.Equal(t, 1, p.runs(t), "without an expiry the answer is kept, for every lease")
-
-	require.NoError(t, os.WriteFile(tokFile, []byte("tok-2"), 0o600))
-	assert.True(t, a.refresh(), "a 401 with a plugin is retried")
-	got, err := authorizeOnce(a)
-	require.NoError(t, err)
-	assert.Equal(t, "Bearer tok-2", got)
-	assert.Equal(t, 2, p.runs(t), "run again after a 401")
-
-	// b's 401 was for the answer a already replaced: no third run.
-	assert.True(t, b.refresh())
-	got, err = authorizeOnce(b)
-	require.NoError(t, err)
-	assert.Equal(t, "Bearer tok-2", got)
-	assert.Equal(t, 2, p.runs(t), "a 401 for a stale answer does not drop the fresh one")
-}
-
-func TestExecNeverRunsConcurrently(t *testing.T) {
-	p := newPlugin(t, "PLUGIN_TOKEN", "tok", "PLUGIN_SLEEP", "300ms")
-	cfg := &Config{Host: "https://api.example", Exec: p.exec}
-	var wg sync.WaitGroup
-	errs := make(chan error, 12)
-	for range 3 { // three leases
-		c := newCredentials(&Config{Host: cfg.Host, Exec: &ExecConfig{
-			Command: p.exec.Command, Env: append([]ExecEnvVar(nil), p.exec.Env...)}}, clocktesting.NewFakeClock(execStart))
-		for range 4 { // four requests each
-			wg.Go(func() {
-				got, err := authorizeOnce(c)
-				if err == nil && got != "Bearer tok" {
-					err = fmt.Errorf("got %q", got)
-				}
-				errs <- err
-			})
-		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		assert.NoError(t, err)
-	}
-	assert.Equal(t, 1, p.runs(t), "one run for all leases and requests")
-}
-
-func TestExecWaitEndsWithTheRequest(t *testing.T) {
-	p := newPlugin(t, "PLUGIN_TOKEN", "tok", "PLUGIN_SLEEP", "500ms")
-	c := newCredentials(&Config{Host: "https://api.example", Exec: p.exec}, clocktesting.NewFakeClock(execStart))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://api.example/", nil)
-	require.NoError(t, err)
-	err = c.authorize(req)
-	require.ErrorIs(t, err, context.Canceled)
-	assert.Contains(t, err.Error(), fmt.Sprintf("lease: exec plugin %q: waiting for it", p.exec.Command))
-	// The run goes on and its answer is kept for the next request.
-	got, err := authorizeOnce(c)
-	require.NoError(t, err)
-	assert.Equal(t, "Bearer tok", got)
-	assert.Equal(t, 1, p.runs(t))
-}
-
-func TestExecFailures(t *testing.T) {
-	dir := t.TempDir()
-	notExecutable := filepath.Join(dir, "not-executable")
-	require.NoError(t, os.WriteFile(notExecutable, []byte("#!/bin/sh\n"), 0o600))
-	status := func(s string) string {
-		return `{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":` + s + `}`
-	}
-	tests := []struct {
-		name    string
-		env     []string // PLUGIN_* name, value pairs
-		command string   // instead of the plugin
-		hint    string
-		timeout time.Duration
-		want    string // after `lease: exec plugin "<command>": `
-	}{
-		{name: "exit status with stderr", env: []string{"PLUGIN_TOKEN", pluginToken, "PLUGIN_FAIL", "boom:\n  the cloud said no"},
-			want: "exit status 1; stderr: boom: the cloud said no"},
-		{name: "stderr is bounded", env: []string{"PLUGIN_TOKEN", pluginToken, "PLUGIN_FAIL", strings.Repeat("x", 5000)},
-			want: "exit status 1; stderr: " + strings.Repeat("x", 200) + "..."},
-		{name: "garbage on stdout", env: []string{"PLUGIN_STDOUT", "token=" + pluginToken},
-			want: "standard output is not JSON (syntax error at byte 2); want an ExecCredential"},
-		{name: "nothing on stdout", env: []string{"PLUGIN_STDOUT", ""},
-			want: "printed nothing on standard output; want an ExecCredential"},
-		{name: "not an object", env: []string{"PLUGIN_STDOUT", `["` + pluginToken + `"]`},
-			want: "standard output is not an ExecCredential JSON object"},
-		{name: "wrong apiVersion", env: []string{"PLUGIN_TOKEN", pluginToken, "PLUGIN_API_VERSION", execV1beta1},
-			want: `returned apiVersion "client.authentication.k8s.io/v1beta1", want "client.authentication.k8s.io/v1" (Config.Exec.APIVersion)`},
-		{name: "wrong kind", env: []string{"PLUGIN_STDOUT", `{"apiVersion":"client.authentication.k8s.io/v1","kind":"Secret","status":{"token":"` + pluginToken + `"}}`},
-			want: `standard output has kind "Secret", want "ExecCredential"`},
-		{name: "no status", env: []string{"PLUGIN_STDOUT", `{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential"}`},
-			want: "ExecCredential has no status"},
-		{name: "neither token nor certificate", env: []string{"PLUGIN_EXPIRES_IN", "1h"},
-			want: "ExecCredential has neither status.token nor status.clientCertificateData"},
-		{name: "certificate without key", env: []string{"PLUGIN_STDOUT", status(`{"token":"` + pluginToken + `","clientCertificateData":"x"}`)},
-			want: "status.clientCertificateData and status.clientKeyData must be set together"},
-		{name: "not PEM", env: []string{"PLUGIN_STDOUT", status(`{"clientCertificateData":"x","clientKeyData":"` + pluginToken + `"}`)},
-			want: "status.clientCertificateData and status.clientKeyData are not a PEM certificate and its key: tls: failed to find any PEM data in certificate input"},
-		{name: "bad expirationTimestamp", env: []string{"PLUGIN_TOKEN", pluginToken, "PLUGIN_EXPIRES_AT", "tomorrow"},
-			want: `status.expirationTimestamp "tomorrow" is not an RFC 3339 time`},
-		{name: "command not found, with install hint", command: "kubelease-no-such-plugin",
-			hint: "Install it with:\n  go install example.com/kubelease-no-such-plugin@latest",
-			want: "command not found; install hint: Install it with: go install example.com/kubelease-no-such-plugin@latest"},
-		{name: "path not found", command: filepath.Join(dir, "missing"), want: "command not found"},
-		{name: "not executable", command: notExecutable, want: "cannot run it: permission denied"},
-		{name: "timeout", env: []string{"PLUGIN_TOKEN", pluginToken, "PLUGIN_SLEEP", "1m", "PLUGIN_FAIL", "slept"}, timeout: 300 * time.Millisecond,
-			want: "did not finish within 300ms"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := newPlugin(t, tt.env...)
-			if tt.command != "" {
-				p.exec.Command = tt.command
-			}
-			p.exec.InstallHint = tt.hint
-			if tt.timeout != 0 {
-				old := execTimeout
-				execTimeout = tt.timeout // read when the cache entry is made
-				t.Cleanup(func() { execTimeout = old })
-			}
-			c := newCredentials(&Config{Host: "https://api.example", Exec: p.exec}, clocktesting.NewFakeClock(execStart))
-			_, err := authorizeOnce(c)
-			require.Error(t, err)
-			want := fmt.Sprintf("lease: exec plugin %q: %s", p.exec.Command, tt.want)
-			assert.Equal(t, want, err.Error())
-			assert.NotContains(t, err.Error(), pluginToken, "the error holds the token")
-
-			if tt.command == "" {
-				// A failure is not cached: the next request runs it again.
-				_, err = authorizeOnce(c)
-				require.Error(t, err)
-				assert.Equal(t, 2, p.runs(t))
-			}
-		})
-	}
 }
 
 func TestExecFailureFailsTheRequest(t *testing.T) {
@@ -600,7 +277,7 @@ func TestExecClientCertificate(t *testing.T) {
 	_, err = l.get(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "client-1", <-peers)
-	assert.Equal(t, 1, p.runs(t))
+	assert.Equal(t, 1, p.Runs(t))
 
 	// At the expiry the plugin runs again, and the connection made with
 	// the old certificate is replaced.
@@ -608,49 +285,10 @@ func TestExecClientCertificate(t *testing.T) {
 	_, err = l.get(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "client-2", <-peers)
-	assert.Equal(t, 2, p.runs(t))
+	assert.Equal(t, 2, p.Runs(t))
 
 	// Without the plugin's certificate the server refuses the handshake.
 	l2, _ := newExecLease(t, &Config{Host: srv.URL, CAData: pki.caPEM})
 	_, err = l2.get(context.Background())
 	require.Error(t, err)
-}
-
-func TestSharedTransportKey(t *testing.T) {
-	p := newPlugin(t, "PLUGIN_TOKEN", "tok")
-	base := Config{Host: "https://api.example", CAData: nil}
-	get := func(cfg Config) http.RoundTripper {
-		t.Helper()
-		tr, err := sharedTransport(&cfg, 5*time.Second, time.Second)
-		require.NoError(t, err)
-		return tr
-	}
-	plain := get(base)
-	assert.Same(t, plain, get(base), "the same setup shares a transport")
-
-	withProxy := base
-	withProxy.ProxyURL = "http://proxy-" + filepath.Base(p.dir) + ".example:3128"
-	proxied := get(withProxy)
-	assert.NotSame(t, plain, proxied, "ProxyURL is part of the key")
-	assert.Same(t, proxied, get(withProxy))
-	require.IsType(t, &http.Transport{}, proxied)
-	u, err := proxied.(*http.Transport).Proxy(httptest.NewRequest(http.MethodGet, "https://api.example/", nil))
-	require.NoError(t, err)
-	assert.Equal(t, withProxy.ProxyURL, u.String())
-
-	withExec := base
-	withExec.Exec = p.exec
-	execTr := get(withExec)
-	assert.NotSame(t, plain, execTr, "the exec plugin is part of the key")
-	require.IsType(t, &execTransport{}, execTr)
-	assert.NotNil(t, execTr.(*execTransport).current().TLSClientConfig.GetClientCertificate)
-	other := *p.exec
-	other.Args = []string{"--other"}
-	withOther := base
-	withOther.Exec = &other
-	assert.NotSame(t, execTr, get(withOther), "another ExecConfig, another transport")
-	same := *p.exec
-	withSame := base
-	withSame.Exec = &same
-	assert.Same(t, execTr, get(withSame), "an equal ExecConfig shares the transport")
 }

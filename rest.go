@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/kubelease/lease/internal/transport"
 	"github.com/kubelease/lease/internal/wire"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/clock"
@@ -65,21 +66,22 @@ func newRESTClient(cfg *Config, s resolved) (*restClient, error) {
 	c := &restClient{base: strings.TrimSuffix(u.String(), "/"), log: s.Logger, clock: s.Clock}
 	u.User = nil
 	c.origin = strings.TrimSuffix(u.String(), "/")
+	tc := cfg.transportConfig()
 	if cfg.HTTPClient != nil {
 		c.httpc = cfg.HTTPClient
 	} else {
-		tr, err := sharedTransport(cfg, s.RenewalInterval, s.TTL/10)
+		tr, err := transport.Shared(tc, s.RenewalInterval, s.TTL/10)
 		if err != nil {
 			return nil, err
 		}
 		c.httpc = &http.Client{Transport: tr}
 		c.ownTransport = true
 	}
-	c.creds = newCredentials(cfg, s.Clock)
-	if c.creds.err != nil {
-		return nil, c.creds.err
+	creds, err := transport.NewCredentials(tc, s.Clock, s.Logger)
+	if err != nil {
+		return nil, err
 	}
-	c.creds.log = s.Logger
+	c.creds = &credentials{creds}
 	return c, nil
 }
 

@@ -1,6 +1,7 @@
 // Command execplugin is a Kubernetes exec credential plugin for the tests of
-// package lease. It answers with the apiVersion it finds in
-// $KUBERNETES_EXEC_INFO and is driven by environment variables:
+// the connection code (packages lease and transport). It answers with the
+// apiVersion it finds in $KUBERNETES_EXEC_INFO and is driven by environment
+// variables:
 //
 //	PLUGIN_COUNTER_FILE  a line is appended to it on each run
 //	PLUGIN_INFO_FILE     $KUBERNETES_EXEC_INFO is written to it
