@@ -33,11 +33,15 @@ chaos:
 	$(GO) test -race -count=1 -run 'TestChaosRunner$$' -chaos.n=2000 -timeout 60m -v . >> chaos.out 2>&1 || status=1; \
 	grep -E '^(---|ok|FAIL|PASS)|chaos:|seed [0-9]+:' chaos.out; exit $$status
 
-# Each fuzz target for FUZZTIME (default 60s), one after the other.
+# Each fuzz target for FUZZTIME (default 60s), one after the other, in every
+# package that has some.
 FUZZTIME ?= 60s
+FUZZPKGS ?= . ./internal/kubeconfig
 fuzz:
-	for f in $$($(GO) test -list '^Fuzz' . | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) . || exit 1; \
+	for p in $(FUZZPKGS); do \
+		for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
 	done
 
 # The real-server tier: builds kube-apiserver v1.37.2 once (cached under the

@@ -19,7 +19,6 @@ import (
 	"github.com/kubelease/lease/internal/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -86,7 +85,7 @@ func TestEdgesTokenRereadFailureWarnsOnce(t *testing.T) {
 	}
 	for _, st := range steps {
 		st.change()
-		clk.Step(tokenRereadEvery)
+		clk.Step(transport.TokenRereadEvery)
 		_, err := l.get(context.Background())
 		require.NoError(t, err, st.name)
 		if got := <-auth; got != st.wantAuth {
@@ -179,29 +178,3 @@ func checkUnauthorized(t *testing.T, cfg *Config, suffix string) {
 
 // waitFor bounds the waits of these tests.
 const waitFor = 10 * time.Second
-
-// Test seams over internal/transport's credentials, for the tests of the
-// REST client's use of them (rest_test.go).
-
-// tokenRereadEvery is how often a BearerTokenFile is read again.
-const tokenRereadEvery = transport.TokenRereadEvery
-
-// newCredentials returns the credentials of cfg as newRESTClient makes
-// them (without a logger); cfg's token file, if any, must be readable.
-func newCredentials(cfg *Config, clk clock.PassiveClock) *credentials {
-	c, err := transport.NewCredentials(cfg.transportConfig(), clk, nil)
-	if err != nil {
-		panic(err)
-	}
-	return &credentials{c}
-}
-
-// token returns the bearer token c sends now, re-reading the token file
-// when it is due.
-func (c *credentials) token() string {
-	req := httptest.NewRequest(http.MethodGet, "http://api.example/", nil)
-	if err := c.authorize(req); err != nil {
-		panic(err)
-	}
-	return strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
-}

@@ -51,7 +51,7 @@ type restClient struct {
 	// ownTransport is true when the library built the transport, so it may
 	// drop dead connections after a timed-out attempt.
 	ownTransport bool
-	creds        *credentials
+	creds        *transport.Credentials
 	log          *slog.Logger
 	clock        clock.PassiveClock // for Retry-After dates
 	// origin is base without user info, to name the server in errors.
@@ -81,7 +81,7 @@ func newRESTClient(cfg *Config, s resolved) (*restClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.creds = &credentials{creds}
+	c.creds = creds
 	return c, nil
 }
 
@@ -158,7 +158,7 @@ func (c *restClient) stream(ctx context.Context, path string) (io.ReadCloser, er
 func (c *restClient) open(ctx context.Context, op, method, path string, payload []byte) (*http.Response, error) {
 	resp, err := c.openOnce(ctx, op, method, path, payload)
 	var apiErr *APIError
-	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized && c.creds.refresh() {
+	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized && c.creds.Refresh() {
 		resp, err = c.openOnce(ctx, op, method, path, payload)
 	}
 	c.noteUnauthorized(err)
@@ -170,7 +170,7 @@ func (c *restClient) open(ctx context.Context, op, method, path string, payload 
 func (c *restClient) noteUnauthorized(err error) {
 	var e *APIError
 	if errors.As(err, &e) && e.StatusCode == http.StatusUnauthorized {
-		e.addHint("sent " + c.creds.describe() + " to " + c.origin)
+		e.addHint("sent " + c.creds.Describe() + " to " + c.origin)
 	}
 }
 
@@ -189,7 +189,7 @@ func (c *restClient) openOnce(ctx context.Context, op, method, path string, payl
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if err := c.creds.authorize(req); err != nil {
+	if err := c.creds.Authorize(req); err != nil {
 		return nil, err
 	}
 	resp, err := c.httpc.Do(req)

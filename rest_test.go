@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"runtime"
 	"strings"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -119,29 +117,4 @@ func TestNonJSONErrorBodies(t *testing.T) {
 			assert.Equal(t, tc.wantRetry, apiErr.RetryAfter)
 		})
 	}
-}
-
-func TestTokenFileRotation(t *testing.T) {
-	dir := t.TempDir()
-	file := dir + "/token"
-	require.NoError(t, os.WriteFile(file, []byte("tok-1\n"), 0o600))
-	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	c := newCredentials(&Config{BearerTokenFile: file}, clk)
-	assert.Equal(t, "tok-1", c.token())
-
-	require.NoError(t, os.WriteFile(file, []byte("tok-2"), 0o600))
-	assert.Equal(t, "tok-1", c.token(), "not re-read before a minute")
-	clk.Step(tokenRereadEvery)
-	assert.Equal(t, "tok-2", c.token(), "re-read after a minute")
-
-	require.NoError(t, os.WriteFile(file, []byte(""), 0o600))
-	clk.Step(tokenRereadEvery)
-	assert.Equal(t, "tok-2", c.token(), "an empty file keeps the old token")
-	require.NoError(t, os.Remove(file))
-	assert.True(t, c.refresh())
-	assert.Equal(t, "tok-2", c.token(), "a failed re-read keeps the old token")
-
-	static := newCredentials(&Config{BearerToken: "fixed"}, clk)
-	assert.False(t, static.refresh(), "no file: a 401 is final")
-	assert.Equal(t, "fixed", static.token())
 }

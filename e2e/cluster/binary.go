@@ -127,11 +127,14 @@ func isE2EModule(dir string) bool {
 	return err == nil && bytes.Contains(data, []byte("module github.com/kubelease/lease/e2e\n"))
 }
 
-// goTool is the go command that runs the tests, so builds use the same
-// toolchain.
+// goTool is the go command that runs the tests ($GOROOT/bin/go, as the go
+// command sets GOROOT for the tests it runs), so builds use the same
+// toolchain; else "go" from $PATH.
 func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); isExecutable(p) {
-		return p
+	if root := os.Getenv("GOROOT"); root != "" {
+		if p := filepath.Join(root, "bin", "go"); isExecutable(p) {
+			return p
+		}
 	}
 	return "go"
 }
