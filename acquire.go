@@ -181,8 +181,10 @@ func (l *KubernetesLease) startLocked(st stamp, obj *wire.Lease) Token {
 	l.ten = t
 	l.unsure = false
 	// What we wrote is the last record seen: LastSeenHolder reports
-	// ourselves while we hold.
-	l.seen, l.seenObj = &observation{key: keyOf(obj), since: st.mono}, obj
+	// ourselves while we hold. A contender's standby watch is not needed
+	// any more.
+	l.observeLocked(obj, st)
+	l.detachStandbyLocked()
 	l.s.Observer.Acquired(t.token)
 	go l.renewLoop(ctx, t)
 	l.emit("acquired")

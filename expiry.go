@@ -38,13 +38,46 @@ func keyOf(obj *wire.Lease) specKey {
 
 // observe records that obj was received at st (expiry rule (a)).
 func (l *KubernetesLease) observe(obj *wire.Lease, st stamp) {
-	k := keyOf(obj)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.seen == nil || l.seen.key != k {
-		l.seen = &observation{key: k, since: st.mono}
+	l.observeLocked(obj, st)
+}
+
+// observeLocked records that obj (nil: the Lease is gone) was received at
+// st, wakes every Wait, and queues a holder change for OnHolderChange.
+func (l *KubernetesLease) observeLocked(obj *wire.Lease, st stamp) {
+	if obj == nil {
+		l.seen, l.seenObj = nil, nil
+	} else {
+		if k := keyOf(obj); l.seen == nil || l.seen.key != k {
+			l.seen = &observation{key: k, since: st.mono}
+		}
+		l.seenObj = obj
 	}
-	l.seenObj = obj
+	l.seenAt = st.wall
+	l.noteChangeLocked()
+	holder := ""
+	if obj != nil {
+		holder = obj.Spec.Holder()
+	}
+	l.reportHolderLocked(holder)
+}
+
+// changedLocked returns the channel that is closed at the next change of
+// what was seen.
+func (l *KubernetesLease) changedLocked() <-chan struct{} {
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return l.changed
+}
+
+// noteChangeLocked wakes every Wait: what was seen changed.
+func (l *KubernetesLease) noteChangeLocked() {
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 }
 
 // recordDuration is the lease duration a record claims: its own

@@ -48,7 +48,24 @@ type KubernetesLease struct {
 	nextID   uint64
 	ten      *tenure      // the current or the last tenure; nil before the first
 	seen     *observation // the last record seen, for expiry rule (a)
-	seenObj  *wire.Lease  // that record
+	seenObj  *wire.Lease  // that record; nil when none, or deleted
+	seenAt   time.Time    // when (wall clock) it was received
+	// changed is closed, and replaced, whenever what was seen changes, so
+	// that every Wait re-checks; nil until first needed.
+	changed chan struct{}
+	// sb is the standby watch a contender keeps open across Waits; nil
+	// when none runs.
+	sb *standby
+	// holderWatchers are OnHolderChange handlers; holderNews are the
+	// changes not yet delivered to them, in order, by one goroutine at a
+	// time (delivering); lastHolder is the holder last reported.
+	holderWatchers map[uint64]func(holder string)
+	holderNews     []string
+	delivering     bool
+	lastHolder     string
+	reported       bool // lastHolder is set
+	// watchRefusedLogged is set once the refusal of a watch was logged.
+	watchRefusedLogged bool
 	// cancelAcquire cancels the Acquire in flight, if any, so that Release
 	// does not wait behind it.
 	cancelAcquire context.CancelFunc

@@ -37,6 +37,7 @@ func (l *KubernetesLease) Release(ctx context.Context) error {
 	if err := l.runHooks(ctx); err != nil {
 		return err
 	}
+	l.stopStandby()
 	rctx, cancel := withTimeout(context.WithoutCancel(ctx), l.clock, min(l.s.TTL, MaxRenewAttemptTimeout))
 	defer cancel()
 	l.mu.Lock()

@@ -13,9 +13,13 @@ import (
 // Defaults of SingletonOptions.
 const (
 	// DefaultRetryInterval is how long RunSingleton waits between Acquire
-	// attempts while another process holds the lease, unless the lease can
-	// tell it sooner that the holder changed (see Waker).
+	// attempts while another process holds the lease, for leases that are
+	// not a Waker.
 	DefaultRetryInterval = time.Second
+	// DefaultResyncInterval is how long RunSingleton waits, at most, between
+	// Acquire attempts while another process holds a Waker lease: a safety
+	// net, since the Waker wakes it when the lease may be free.
+	DefaultResyncInterval = time.Minute
 	// DefaultGracePeriod bounds how long RunSingleton waits for work to
 	// return after cancelling its context.
 	DefaultGracePeriod = 10 * time.Second
@@ -47,6 +51,16 @@ type Waker interface {
 	Wait(ctx context.Context) error
 }
 
+// HolderWatcher is implemented by leases that report every change of holder
+// they see (reads, watch events, their own writes), so that RunSingleton
+// can call OnNewHolder at once, also on the holder itself.
+// KubernetesLease and leasetest.MemoryLease implement it.
+type HolderWatcher interface {
+	// OnHolderChange registers fn, called in order with each new holder
+	// ("" when none); the returned function unregisters it.
+	OnHolderChange(fn func(holder string)) (unregister func())
+}
+
 // HolderReporter is implemented by leases that can say who held the lease
 // when they last looked.
 type HolderReporter interface {
@@ -58,8 +72,14 @@ type HolderReporter interface {
 // SingletonOptions configure RunSingleton. The zero value uses the defaults.
 type SingletonOptions struct {
 	// RetryInterval is the wait between attempts while another process holds
-	// the lease (0: DefaultRetryInterval). A Waker lease may wake earlier.
+	// the lease, for leases that are not a Waker (0: DefaultRetryInterval).
 	RetryInterval time.Duration
+	// ResyncInterval is the longest wait between attempts while another
+	// process holds a Waker lease (0: DefaultResyncInterval). The lease
+	// wakes RunSingleton when it may be free (KubernetesLease: a watch
+	// shows it released or deleted, or its computed expiry passes), so
+	// this is only a safety net: a standby makes no other request.
+	ResyncInterval time.Duration
 	// GracePeriod bounds the wait for work to return once its context is
 	// cancelled (0: DefaultGracePeriod).
 	GracePeriod time.Duration
@@ -77,9 +97,12 @@ type SingletonOptions struct {
 	// OnAttempt is called after each Acquire attempt that did not succeed,
 	// with its error (nil: another process holds the lease).
 	OnAttempt func(err error)
-	// OnNewHolder is called when a failed attempt finds another holder
-	// than the one seen before ("" when none was seen), for leases that
-	// report it (HolderReporter; KubernetesLease does).
+	// OnNewHolder is called with each new holder the lease sees ("" when
+	// none), ourselves included, while RunSingleton runs: for a
+	// HolderWatcher (KubernetesLease, MemoryLease) on the lease's own
+	// goroutine, in order, as it sees the change; for other leases that
+	// are a HolderReporter, on RunSingleton's goroutine after a failed
+	// attempt finds another holder than before. It must not block.
 	OnNewHolder func(holder string)
 
 	// Clock drives the waits (nil: the real clock).
@@ -90,9 +113,10 @@ type SingletonOptions struct {
 
 // RunSingleton runs work while, and only while, l is held.
 //
-// It contends until Acquire succeeds (waiting RetryInterval between
-// attempts while another process holds the lease, or less when l is a Waker,
-// and backing off after errors), then runs work with a context that is
+// It contends until Acquire succeeds (while another process holds the
+// lease: until a Waker lease says it may be free, or ResyncInterval at
+// most; for other leases every RetryInterval; and backing off after
+// errors), then runs work with a context that is
 // cancelled when the tenure ends, with why as its cause (context.Cause): the
 // *LostError on a loss, an error matching ErrNotHeld when a Release made
 // elsewhere ended it, ctx's cause when ctx ended. Then:
@@ -162,6 +186,9 @@ func newRunner(l Lease, work func(context.Context) error, o SingletonOptions) *r
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = DefaultRetryInterval
 	}
+	if o.ResyncInterval <= 0 {
+		o.ResyncInterval = DefaultResyncInterval
+	}
 	if o.GracePeriod <= 0 {
 		o.GracePeriod = DefaultGracePeriod
 	}
@@ -195,6 +222,16 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 	}()
 	lastHolder := ""
+	hw, watchesHolder := r.l.(HolderWatcher)
+	if watchesHolder {
+		defer hw.OnHolderChange(func(h string) {
+			r.log.Info("kubelease: new holder observed", "holder", h)
+			if r.o.OnNewHolder != nil {
+				r.o.OnNewHolder(h)
+			}
+		})()
+	}
+	_, isWaker := r.l.(Waker)
 	for {
 		tok, ok, err := r.l.AcquireWithToken(ctx)
 		if ctx.Err() != nil {
@@ -209,7 +246,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 			if r.o.OnAttempt != nil {
 				r.o.OnAttempt(err)
 			}
-			if hr, isHR := r.l.(HolderReporter); isHR && err == nil {
+			if hr, isHR := r.l.(HolderReporter); isHR && !watchesHolder && err == nil {
 				if h := hr.LastSeenHolder(); h != lastHolder {
 					lastHolder = h
 					r.log.Info("kubelease: new holder observed", "holder", h)
@@ -219,6 +256,9 @@ func (r *runner) run(ctx context.Context) (err error) {
 				}
 			}
 			wait := r.o.RetryInterval
+			if isWaker {
+				wait = r.o.ResyncInterval
+			}
 			if err != nil {
 				wait = r.b.NextBackOff()
 				r.log.Warn("kubelease: acquire failed", "err", err, "retryIn", wait)

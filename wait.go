@@ -2,72 +2,67 @@ package lease
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	"github.com/kubelease/lease/internal/wire"
 )
 
-// Wait returns when an Acquire may succeed: when a watch on the Lease shows
-// it deleted or without a holder, when the last record seen would have
-// expired (rules (a) and (b) of the package documentation), when the watch
-// cannot say (a 410, a broken stream that could not be resumed), or at
-// once when no record has been seen or the lease is ours. It returns ctx's
-// error when ctx ends first. RunSingleton uses it, so contenders wake
-// within a round trip of a Release instead of polling.
+// Wait returns when an Acquire may succeed: when the Lease is seen deleted
+// or without a holder, when the last record seen would have expired (rules
+// (a) and (b) of the package documentation), or at once when no record has
+// been seen or the lease is ours. It returns ctx's error when ctx ends
+// first. RunSingleton uses it, so that contenders wake within a round trip
+// of a Release instead of polling.
+//
+// Wait keeps one watch on the Lease open across calls (the standby watch):
+// it resumes from the last resourceVersion seen, reads the Lease afresh
+// after a 410, reconnects with backoff after a broken stream, and closes one
+// TTL after the last Wait returned (or when this instance acquires, or on
+// Release). A standby therefore costs about one request for each stream
+// the server ends (kube-apiserver ends a watch after 30–60 minutes). When
+// the server refuses to watch (no "watch" permission, a proxy that does not
+// serve it), which is logged once, Wait returns every RenewalInterval
+// instead, so that the caller polls with Acquire.
 //
 // Wait implements Waker.
 func (l *KubernetesLease) Wait(ctx context.Context) error {
 	l.mu.Lock()
-	seen, obj := l.seen, l.seenObj
-	l.mu.Unlock()
-	if seen == nil || obj == nil || l.mayTakeOver(obj) {
+	obj := l.seenObj
+	if l.seen == nil || obj == nil {
+		l.mu.Unlock()
 		return ctx.Err()
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	woke := make(chan struct{}, 1)
-	wake := func() {
-		select {
-		case woke <- struct{}{}:
-		default:
-		}
+	l.mu.Unlock()
+	if l.mayTakeOver(obj) {
+		return ctx.Err()
 	}
-	gone := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if l.watchForFree(wctx, obj.ResourceVersion, wake) {
-			close(gone)
-		}
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	l.mu.Lock()
+	sb := l.joinStandbyLocked(obj.ResourceVersion)
+	l.mu.Unlock()
+	defer l.leaveStandby(sb)
 	for {
+		l.mu.Lock()
+		changed, obj, refused := l.changedLocked(), l.seenObj, sb.refused
+		l.mu.Unlock()
+		if obj == nil || l.mayTakeOver(obj) {
+			return nil
+		}
 		d := l.untilExpiry()
 		if d <= 0 {
 			return nil
+		}
+		if refused {
+			d = min(d, l.s.RenewalInterval)
 		}
 		t := l.clock.NewTimer(d)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return context.Cause(ctx)
-		case <-gone: // only a fresh read can tell
+		case <-changed: // a renewal, a new holder, a release: look again
 			t.Stop()
-			return nil
-		case <-woke:
-			t.Stop()
-			l.mu.Lock()
-			obj := l.seenObj
-			l.mu.Unlock()
-			if obj == nil || l.mayTakeOver(obj) {
-				return nil
-			}
-			// A renewal or a new holder: wait for the new expiry.
 		case <-t.C():
+			if refused {
+				return nil // poll
+			}
 		}
 	}
 }
@@ -88,42 +83,6 @@ func (l *KubernetesLease) untilExpiry() time.Duration {
 		d = min(d, addSat(obj.Spec.RenewTime.Add(addSat(dur, l.s.MaxClockSkew)).Sub(n.wall), time.Microsecond))
 	}
 	return max(d, 0)
-}
-
-// watchForFree watches the Lease from rv, recording what it sees for the
-// expiry rules and calling wake on every change; a deletion is recorded as
-// "no record". It reconnects with backoff until ctx ends, and gives up,
-// returning true, on a 410, since only a fresh read can tell.
-func (l *KubernetesLease) watchForFree(ctx context.Context, rv string, wake func()) (gone bool) {
-	b := l.watchBackoff()
-	for ctx.Err() == nil {
-		err := l.watch(ctx, rv, func(typ string, obj *wire.Lease) bool {
-			rv = obj.ResourceVersion
-			b.Reset()
-			switch typ {
-			case "BOOKMARK":
-				return true
-			case "DELETED":
-				l.mu.Lock()
-				l.seen, l.seenObj = nil, nil
-				l.mu.Unlock()
-			default:
-				l.observe(obj, l.now())
-			}
-			wake()
-			return true
-		})
-		if ctx.Err() != nil {
-			return false
-		}
-		if errors.Is(err, errWatchGone) {
-			return true
-		}
-		if !l.pause(ctx, b.NextBackOff()) {
-			return false
-		}
-	}
-	return false
 }
 
 // LastSeenHolder returns the holderIdentity of the last record this

@@ -63,22 +63,34 @@ func TestWaitReconnectsAfterDroppedStream(t *testing.T) {
 	require.NoError(t, recv(t, done, "Wait after Release"))
 }
 
-func TestWaitReturnsOnGone(t *testing.T) {
+func TestWaitRelistsOnGone(t *testing.T) {
 	e := newEnv(t)
 	a, b := e.realLease("pod-a"), e.realLease("pod-b")
 	require.True(t, mustAcquireMem(t, a))
 	require.False(t, mustAcquireMem(t, b))
 	// Many writes later, with the log compacted, b's resourceVersion is
-	// too old: the watch answers 410 and Wait returns so the caller reads
-	// afresh (a re-list), instead of spinning.
+	// too old: the watch answers 410, and the standby watch reads the Lease
+	// afresh (a re-list) and resumes from there, instead of spinning or
+	// making the caller poll.
 	for i := range 3 {
 		require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) {
 			l.Labels = map[string]string{"i": string(rune('a' + i))}
 		}))
 	}
 	e.srv.CompactLog()
-	require.NoError(t, recv(t, waitAsync(b), "Wait on a compacted log"))
-	assert.False(t, mustAcquireMem(t, b), "still held by a: the re-read says so")
+	gets := e.srv.Count("get")
+	done := waitAsync(b)
+	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1), "the watch resumes after the re-read")
+	assert.Equal(t, gets+1, e.srv.Count("get"), "one re-read after the 410")
+	select {
+	case err := <-done:
+		t.Fatalf("Wait returned %v after a 410 while the lease is held, want it to keep waiting", err)
+	default:
+	}
+	require.NoError(t, a.Release(e.ctx()))
+	require.NoError(t, recv(t, done, "Wait after Release"))
+	assert.True(t, mustAcquireMem(t, b), "free after the release")
+	require.NoError(t, b.Release(e.ctx()))
 }
 
 func TestWaitReturnsAtExpiry(t *testing.T) {
