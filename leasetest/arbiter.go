@@ -21,13 +21,20 @@ type Arbiter struct {
 	cond    sync.Cond // signalled (with mu) when running drops to 0
 	rv      uint64    // the last resourceVersion handed out
 	records map[string]*record
-	running int // OnLost handler goroutines that have not returned yet
+	running int // OnLost handler and holder delivery goroutines that have not returned yet
+	// changed is closed, and replaced, at every change of a record: it
+	// wakes every MemoryLease.Wait, which then looks again.
+	changed chan struct{}
+	// followers are, per lease name, the MemoryLeases that have looked at
+	// its record: each change of holder is reported to them.
+	followers map[string][]*MemoryLease
 }
 
 // record is the stored state of one lease name, like a Lease object.
 type record struct {
 	holder      string       // holderIdentity; "" when none
 	transitions int32        // leaseTransitions
+	rv          uint64       // resourceVersion of the last write
 	writer      *MemoryLease // the instance that wrote holder (its "nonce"); nil when holder is ""
 	live        bool         // writer's tenure is current (not revoked or expired)
 }
@@ -35,7 +42,7 @@ type record struct {
 // NewArbiter returns an Arbiter with no leases held. Its resourceVersions
 // start at 1.
 func NewArbiter() *Arbiter {
-	a := &Arbiter{records: map[string]*record{}}
+	a := &Arbiter{records: map[string]*record{}, changed: make(chan struct{}), followers: map[string][]*MemoryLease{}}
 	a.cond.L = &a.mu
 	return a
 }
@@ -50,7 +57,12 @@ func (a *Arbiter) NewLease(name, owner string) (*MemoryLease, error) {
 	case owner == "":
 		return nil, errors.New("leasetest: NewLease: owner is empty")
 	}
-	return &MemoryLease{a: a, name: name, owner: owner, handlers: map[uint64]func(error){}, hooks: map[uint64]func(ctx context.Context) error{}}, nil
+	return &MemoryLease{
+		a: a, name: name, owner: owner,
+		handlers:  map[uint64]func(error){},
+		hooks:     map[uint64]func(ctx context.Context) error{},
+		holderFns: map[uint64]func(string){},
+	}, nil
 }
 
 // Holder returns the owner of the current, live tenure of the lease called
@@ -69,16 +81,18 @@ func (a *Arbiter) Holder(name string) (owner string, ok bool) {
 
 // Revoke ends the current tenure of the lease called name as if another
 // process had taken it over and then let it go: the record is left naming no
-// holder, the holder's CheckAlive turns false and its OnLost handlers run
-// once with a *lease.LostError whose Reason is lease.LostConflict and whose
-// Holder is empty. Any instance may then acquire the lease. Revoke reports
-// whether the lease was held.
+// holder (with a new resourceVersion), the holder's CheckAlive turns false
+// and its OnLost handlers run once with a *lease.LostError whose Reason is
+// lease.LostConflict and whose Holder is empty. Any instance may then
+// acquire the lease. Revoke reports whether the lease was held.
 func (a *Arbiter) Revoke(name string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.endLocked(name, lease.LostConflict)
 	if r != nil {
-		r.holder, r.writer = "", nil
+		a.rv++
+		r.holder, r.writer, r.rv = "", nil, a.rv
+		a.changedLocked(name)
 	}
 	return r != nil
 }
@@ -97,11 +111,11 @@ func (a *Arbiter) Delete(name string) bool {
 		return false
 	}
 	delete(a.records, name)
-	if !r.live {
-		return false
+	if r.live {
+		a.loseLocked(r.writer, lease.LostDeleted, "")
 	}
-	a.loseLocked(r.writer, lease.LostDeleted, "")
-	return true
+	a.changedLocked(name)
+	return r.live
 }
 
 // Expire ends the current tenure of the lease called name as if the holder
@@ -114,7 +128,11 @@ func (a *Arbiter) Delete(name string) bool {
 func (a *Arbiter) Expire(name string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.endLocked(name, lease.LostDeadline) != nil
+	if a.endLocked(name, lease.LostDeadline) == nil {
+		return false
+	}
+	a.changedLocked(name)
+	return true
 }
 
 // endLocked ends the live tenure of the lease called name with reason (see
@@ -130,9 +148,31 @@ func (a *Arbiter) endLocked(name string, reason lease.LostReason) *record {
 	return r
 }
 
+// changedLocked notes a change of the record of the lease called name: it
+// wakes every Wait and reports the record's holder to the leases that
+// follow it. a.mu must be held.
+func (a *Arbiter) changedLocked(name string) {
+	close(a.changed)
+	a.changed = make(chan struct{})
+	holder := a.holderLocked(name)
+	for _, m := range a.followers[name] {
+		m.noteHolderLocked(holder)
+	}
+}
+
+// holderLocked returns the holderIdentity of the record of the lease called
+// name, "" when it has none or there is no record. a.mu must be held.
+func (a *Arbiter) holderLocked(name string) string {
+	if r := a.records[name]; r != nil {
+		return r.holder
+	}
+	return ""
+}
+
 // Wait blocks until every OnLost handler that has been started so far by
-// leases of this Arbiter has returned. Tests that check for leaked
-// goroutines can call it before they end.
+// leases of this Arbiter has returned, and every change of holder reported
+// so far has been delivered to the OnHolderChange handlers. Tests that
+// check for leaked goroutines can call it before they end.
 func (a *Arbiter) Wait() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -159,7 +199,8 @@ func (a *Arbiter) loseLocked(m *MemoryLease, reason lease.LostReason, holder str
 	}
 }
 
-// handlerDone is deferred by every OnLost handler goroutine.
+// handlerDone is deferred by every OnLost handler goroutine and every
+// holder delivery goroutine.
 func (a *Arbiter) handlerDone() {
 	a.mu.Lock()
 	defer a.mu.Unlock()

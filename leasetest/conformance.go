@@ -22,6 +22,21 @@ type ConformanceBackend struct {
 	NoAccess func(t *testing.T) *lease.Config
 	// Namespace is where scenarios run; "" means "default".
 	Namespace string
+
+	// DropWatches, if set, ends every watch stream open on the server that
+	// Config(t) returned for scenario t, without losing the server's
+	// history of changes: the clients see their streams end, as when a
+	// server ends a watch at its timeout or a load balancer drops it. A
+	// real kube-apiserver offers no such control; nil skips
+	// StandbyResumesAfterDrop.
+	DropWatches func(t *testing.T)
+	// CompactLog, if set, makes the server that Config(t) returned for
+	// scenario t forget its history of changes, as an etcd compaction
+	// does: a watch from a resourceVersion older than the current one then
+	// gets 410 Gone. A real kube-apiserver serves recent resourceVersions
+	// from its watch cache whatever etcd compacts; nil skips
+	// StandbyRelistsOnGone.
+	CompactLog func(t *testing.T)
 }
 
 // Conformance runs the lease conformance suite against backend b, one
@@ -31,11 +46,14 @@ type ConformanceBackend struct {
 // LabelEditNotLoss, UnmodelledFieldsSurvive, CompetitorTakeoverConflict,
 // DeleteLost, SameOwnerTwoInstances, DeadlineLossReleaseFrees,
 // ReleaseThenPeerAcquires, ReleaseNeverDeletesOthers, TokensIncrease,
-// MicroTimeRoundTrip, NoAccess403, MissingNamespace404, ReleaseWakesWaiter
-// and HolderWatchSeesDelete (the last two need watch). Each scenario
-// calls b.Config (and NoAccess403 b.NoAccess) on its own goroutine, uses a
-// lease name of its own ("conf-<scenario>-<random>"), releases every lease
-// it made and deletes every object it created.
+// MicroTimeRoundTrip, NoAccess403, MissingNamespace404, ReleaseWakesWaiter,
+// HolderWatchSeesDelete, StandbyWakesOnExpiry, StandbyResumesAfterDrop and
+// StandbyRelistsOnGone (the last five need watch; the last two also the
+// backend's DropWatches and CompactLog hooks, and are skipped without
+// them). Each scenario calls b.Config (and NoAccess403 b.NoAccess, the
+// standby scenarios b.DropWatches or b.CompactLog) on its own goroutine,
+// uses a lease name of its own ("conf-<scenario>-<random>"), releases every
+// lease it made and deletes every object it created.
 //
 // It is shaped like testing/fstest.TestFS: the same suite runs against the
 // fake Server in this package and against a real kube-apiserver, and any
@@ -45,10 +63,14 @@ type ConformanceBackend struct {
 // clocks (k8s.io/utils/clock/testing), which drive only the clients' stamps,
 // timers and request timeouts, so the suite works against a real server
 // too; only ConcurrentAcquirers runs on real clocks. Since a real server
-// offers no hooks, the suite waits for the server-side effect of stepping a
-// fake clock (a renewal, say) by reading the Lease over REST, or for an
-// OnLost handler, in loops that yield 10 ms of real time between tries and
-// fail the test after 10 s of real time.
+// offers no hooks (DropWatches and CompactLog are optional), the suite
+// waits for the server-side effect of stepping a fake clock (a renewal,
+// say) by reading the Lease over REST, or for an OnLost handler, in loops
+// that yield 10 ms of real time between tries and fail the test after 10 s
+// of real time. To see what a waiting lease sends, StandbyResumesAfterDrop
+// and StandbyRelistsOnGone give it an http.Client of their own that counts
+// its requests: a copy of Config().HTTPClient (or of the zero Client) whose
+// transport wraps the original one (or http.DefaultTransport).
 func Conformance(t *testing.T, b ConformanceBackend) {
 	t.Helper()
 	if b.Config == nil {
@@ -89,6 +111,9 @@ var scenarios = []scenarioFunc{
 	{"MissingNamespace404", scMissingNamespace404},
 	{"ReleaseWakesWaiter", scReleaseWakesWaiter},
 	{"HolderWatchSeesDelete", scHolderWatchSeesDelete},
+	{"StandbyWakesOnExpiry", scStandbyWakesOnExpiry},
+	{"StandbyResumesAfterDrop", scStandbyResumesAfterDrop},
+	{"StandbyRelistsOnGone", scStandbyRelistsOnGone},
 }
 
 // Timing of the suite's leases and waits.

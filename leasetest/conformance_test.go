@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/kubelease/lease"
@@ -12,18 +13,22 @@ import (
 
 // TestConformance runs the conformance suite against the fake: a fresh
 // Server per scenario that requires an admin token, and for NoAccess403, a
-// user that may not touch Leases.
+// user that may not touch Leases. DropWatches and CompactLog act on the
+// scenario's Server.
 func TestConformance(t *testing.T) {
 	t.Parallel()
+	var servers scenarioServers
 	leasetest.Conformance(t, leasetest.ConformanceBackend{
 		Config: func(t *testing.T) *lease.Config {
-			return newConformanceServer(t, false).Config()
+			return servers.add(t, newConformanceServer(t, false)).Config()
 		},
 		NoAccess: func(t *testing.T) *lease.Config {
 			cfg := newConformanceServer(t, false).Config()
 			cfg.BearerToken = "conf-nobody"
 			return cfg
 		},
+		DropWatches: func(t *testing.T) { servers.get(t).DropWatches() },
+		CompactLog:  func(t *testing.T) { servers.get(t).CompactLog() },
 	})
 }
 
@@ -35,9 +40,13 @@ func TestConformanceTLS(t *testing.T) {
 		t.Skip("the plain-HTTP run covers the scenarios")
 	}
 	t.Parallel()
-	tlsConfig := func(t *testing.T) *lease.Config {
+	var servers scenarioServers
+	tlsServer := func(t *testing.T) *leasetest.Server {
 		srv := newConformanceServer(t, true)
 		srv.AddNamespace("conf")
+		return srv
+	}
+	tlsConfig := func(t *testing.T, srv *leasetest.Server) *lease.Config {
 		cfg := srv.Config()
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(cfg.CAData) {
@@ -49,14 +58,50 @@ func TestConformanceTLS(t *testing.T) {
 		return cfg
 	}
 	leasetest.Conformance(t, leasetest.ConformanceBackend{
-		Config: tlsConfig,
+		Config: func(t *testing.T) *lease.Config { return tlsConfig(t, servers.add(t, tlsServer(t))) },
 		NoAccess: func(t *testing.T) *lease.Config {
-			cfg := tlsConfig(t)
+			cfg := tlsConfig(t, tlsServer(t))
 			cfg.BearerToken = "conf-nobody"
 			return cfg
 		},
-		Namespace: "conf",
+		Namespace:   "conf",
+		DropWatches: func(t *testing.T) { servers.get(t).DropWatches() },
+		CompactLog:  func(t *testing.T) { servers.get(t).CompactLog() },
 	})
+}
+
+// scenarioServers remembers the Server each scenario's Config came from,
+// for the backend's DropWatches and CompactLog.
+type scenarioServers struct {
+	mu  sync.Mutex // guards byT
+	byT map[*testing.T]*leasetest.Server
+}
+
+// add remembers srv as scenario t's until t ends, and returns it.
+func (s *scenarioServers) add(t *testing.T, srv *leasetest.Server) *leasetest.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byT == nil {
+		s.byT = map[*testing.T]*leasetest.Server{}
+	}
+	s.byT[t] = srv
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.byT, t)
+	})
+	return srv
+}
+
+// get returns scenario t's Server; it fails t when Config made none.
+func (s *scenarioServers) get(t *testing.T) *leasetest.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	srv := s.byT[t]
+	if srv == nil {
+		t.Fatal("no Server for this scenario: Config was not called")
+	}
+	return srv
 }
 
 // newConformanceServer starts a Server for one scenario, closed when it

@@ -45,7 +45,14 @@
 // with each other as KubernetesLeases contend on one Lease object, and the
 // Arbiter ends a holder's tenure from outside: Revoke (another process took
 // over), Delete (the object was deleted) and Expire (the holder missed its
-// deadline). Arbiter.Wait waits for the OnLost handlers they started.
+// deadline). Like KubernetesLease, a MemoryLease is a lease.Waker (Wait
+// returns as soon as the lease may be taken), a lease.HolderWatcher
+// (OnHolderChange reports every change of holder) and a
+// lease.HolderReporter, and Holder gives a read-only view of the record;
+// so lease.RunSingleton over MemoryLeases hands the lease over as soon as
+// the holder lets it go, without polling and with no clock to step, and
+// calls OnNewHolder for each holder. Arbiter.Wait waits for the OnLost
+// handlers they started and for the holder changes still being delivered.
 //
 // # The suites
 //

@@ -38,6 +38,18 @@ import (
 //   - OnLost handlers stay registered across tenures and are called once
 //     per lost tenure, never for a Release, each on a goroutine of its own,
 //     after CheckAlive has turned false (see Arbiter.Wait).
+//   - Wait (lease.Waker) returns as soon as Acquire may succeed: at once
+//     when the record is free or names this instance's owner, else at the
+//     Release, Revoke, Delete or Expire that frees it. lease.RunSingleton
+//     therefore hands the lease over at once, without polling.
+//   - OnHolderChange (lease.HolderWatcher) reports every change of the
+//     record's holder, in order, starting with the holder this instance
+//     first saw (its first Acquire, Wait or Holder), and LastSeenHolder
+//     (lease.HolderReporter) returns the last one. Unlike a
+//     KubernetesLease, which sees only what it reads, watches or writes, a
+//     MemoryLease sees every change once it has looked, so
+//     SingletonOptions.OnNewHolder fires for each one. Holder returns the
+//     record as the Arbiter has it, with no times (there is no clock).
 //
 // After a Release or a loss the same instance may Acquire again. A
 // MemoryLease is safe for concurrent use; its state is guarded by its
@@ -53,11 +65,21 @@ type MemoryLease struct {
 	handlers map[uint64]func(error)
 	hooks    map[uint64]func(ctx context.Context) error // BeforeRelease hooks
 	nextID   uint64
+
+	// Guarded by a.mu: reporting the holder (see OnHolderChange).
+	following  bool                    // it has looked at the record: it is in a.followers
+	lastHolder string                  // the holder last seen, reported to holderFns
+	holderFns  map[uint64]func(string) // OnHolderChange handlers
+	holderNews []string                // holders queued for holderFns, oldest first
+	delivering bool                    // a goroutine delivers holderNews
 }
 
 var (
-	_ lease.Lease         = (*MemoryLease)(nil)
-	_ lease.ReleaseHooker = (*MemoryLease)(nil)
+	_ lease.Lease          = (*MemoryLease)(nil)
+	_ lease.ReleaseHooker  = (*MemoryLease)(nil)
+	_ lease.Waker          = (*MemoryLease)(nil)
+	_ lease.HolderWatcher  = (*MemoryLease)(nil)
+	_ lease.HolderReporter = (*MemoryLease)(nil)
 )
 
 // Acquire tries to take the lease; see MemoryLease for the rules.
@@ -79,6 +101,7 @@ func (m *MemoryLease) AcquireWithToken(ctx context.Context) (lease.Token, bool, 
 	if err := ctx.Err(); err != nil {
 		return lease.Token{}, false, err
 	}
+	m.followLocked()
 	r := a.records[m.name]
 	switch {
 	case r == nil:
@@ -97,9 +120,10 @@ func (m *MemoryLease) AcquireWithToken(ctx context.Context) (lease.Token, bool, 
 		}
 	}
 	a.rv++
-	r.holder, r.writer, r.live = m.owner, m, true
+	r.holder, r.writer, r.live, r.rv = m.owner, m, true, a.rv
 	m.held = true
 	m.token = lease.Token{ResourceVersion: strconv.FormatUint(a.rv, 10), Transitions: r.transitions}
+	a.changedLocked(m.name)
 	return m.token, true, nil
 }
 
@@ -182,6 +206,7 @@ func (m *MemoryLease) Release(ctx context.Context) error {
 	m.held, m.token = false, lease.Token{}
 	if r := a.records[m.name]; r != nil && r.writer == m {
 		delete(a.records, m.name)
+		a.changedLocked(m.name)
 	}
 	return nil
 }
