@@ -38,14 +38,16 @@ type HolderInfo struct {
 }
 
 // Holder returns who holds the Lease, as the standby watch last saw it
-// when one is open, else after one GET. It never creates or writes the
-// Lease, and needs only "get" on it (and "watch" for the standby watch).
-// The GET also counts as an observation for the expiry rules.
+// when one is open, else as Settings.SharedWatch has it when that is
+// running and has the Lease, else after one GET. It never creates or
+// writes the Lease, and needs only "get" on it ("watch" for the standby
+// watch; "list" and "watch" for a SharedWatch). The GET also counts as an
+// observation for the expiry rules.
 func (l *KubernetesLease) Holder(ctx context.Context) (HolderInfo, error) {
 	l.mu.Lock()
 	live := l.sb != nil && l.sb.live && l.seen != nil
 	l.mu.Unlock()
-	if !live {
+	if !live && !l.viewShared() {
 		obj, err := l.read(ctx, l.s.TTL-margin(l.s.TTL))
 		if err != nil {
 			return HolderInfo{}, err

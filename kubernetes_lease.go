@@ -66,6 +66,9 @@ type KubernetesLease struct {
 	reported       bool // lastHolder is set
 	// watchRefusedLogged is set once the refusal of a watch was logged.
 	watchRefusedLogged bool
+	// sharedMissLogged is set once it was logged that Settings.SharedWatch
+	// cannot see the Lease (not under mu: it is logged outside).
+	sharedMissLogged atomic.Bool
 	// cancelAcquire cancels the Acquire in flight, if any, so that Release
 	// does not wait behind it.
 	cancelAcquire context.CancelFunc

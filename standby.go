@@ -14,10 +14,14 @@ import (
 // (bookmarks on), reads the Lease afresh on a 410 and resumes from there,
 // and reconnects with backoff after a broken stream. Wait starts it; it
 // stops when a tenure starts, on Release, and one TTL after the last Wait
-// returned without another starting.
+// returned without another starting. With Settings.SharedWatch it is a
+// subscription to that NamespaceWatch instead, with no goroutine of its own.
 type standby struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when its goroutine has returned
+	// shared is the NamespaceWatch (Settings.SharedWatch) this standby
+	// listens to instead of a watch of its own; nil for its own.
+	shared *NamespaceWatch
 
 	// Guarded by the lease's mu.
 	waiters int           // Waits in progress
@@ -27,14 +31,21 @@ type standby struct {
 }
 
 // joinStandbyLocked makes the caller a waiter on the standby watch,
-// starting one from resourceVersion rv when none runs.
+// starting one when none runs: on Settings.SharedWatch when it can see the
+// record seen last, else one of its own from resourceVersion rv.
 func (l *KubernetesLease) joinStandbyLocked(rv string) *standby {
 	sb := l.sb
+	if sb != nil && l.sharedMissesLocked(sb) {
+		l.detachStandbyLocked()
+		sb = nil
+	}
 	if sb == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		sb = &standby{cancel: cancel, done: make(chan struct{})}
+		if sb = l.shareLocked(); sb == nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			sb = &standby{cancel: cancel, done: make(chan struct{})}
+			go l.runStandby(ctx, sb, rv)
+		}
 		l.sb = sb
-		go l.runStandby(ctx, sb, rv)
 	}
 	sb.waiters++
 	if sb.idle != nil {

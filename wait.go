@@ -22,6 +22,10 @@ import (
 // serve it), which is logged once, Wait returns every RenewalInterval
 // instead, so that the caller polls with Acquire.
 //
+// With Settings.SharedWatch, Wait listens to that NamespaceWatch instead of
+// opening a watch of its own, unless the record it saw last is not one the
+// NamespaceWatch selects (logged once): then it watches the Lease alone.
+//
 // Wait implements Waker.
 func (l *KubernetesLease) Wait(ctx context.Context) error {
 	l.mu.Lock()
@@ -34,6 +38,7 @@ func (l *KubernetesLease) Wait(ctx context.Context) error {
 	if l.mayTakeOver(obj) {
 		return ctx.Err()
 	}
+	l.noteSharedMiss(obj)
 	l.mu.Lock()
 	sb := l.joinStandbyLocked(obj.ResourceVersion)
 	l.mu.Unlock()
