@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -610,4 +612,255 @@ func TestStandbyCost(t *testing.T) {
 		t.Errorf("no standby took over within %v of the holder's release", renewalEvery)
 	}
 	overlap.finish(t)
+}
+
+// probeAnswers records, every 50 ms until stop is closed, what the
+// kube-apiserver answers to a GET of a Lease as a user: the status, or "-"
+// while nothing answers.
+type probeAnswers struct {
+	mu  sync.Mutex
+	got []probeAnswer
+}
+
+type probeAnswer struct {
+	at   time.Time
+	code int    // 0: no answer
+	err  string // why not, shortened
+}
+
+func probeAs(c *cluster.Cluster, token, name string, stop <-chan struct{}) (*probeAnswers, <-chan struct{}) {
+	p := &probeAnswers{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			code, _, err := c.Do(ctx, token, http.MethodGet, leasesPath+name, nil)
+			cancel()
+			a := probeAnswer{at: time.Now(), code: code}
+			if err != nil {
+				a.code, a.err = 0, shortErr(err)
+			}
+			p.mu.Lock()
+			p.got = append(p.got, a)
+			p.mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return p, done
+}
+
+// summary describes the answers as runs relative to t0: "-0.1s..+3.2s
+// none; +3.2s..+5.0s 403 x12; +5.0s.. 404 x3".
+func (p *probeAnswers) summary(t0 time.Time) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var parts []string
+	for i := 0; i < len(p.got); {
+		j := i
+		for j < len(p.got) && p.got[j].code == p.got[i].code && p.got[j].err == p.got[i].err {
+			j++
+		}
+		what := "(" + p.got[i].err + ")"
+		if p.got[i].code != 0 {
+			what = fmt.Sprint(p.got[i].code)
+		}
+		parts = append(parts, fmt.Sprintf("%+.2fs..%+.2fs %s x%d", p.got[i].at.Sub(t0).Seconds(), p.got[j-1].at.Sub(t0).Seconds(), what, j-i))
+		i = j
+	}
+	return strings.Join(parts, "; ")
+}
+
+// TestStandbyAcrossRestart: two standbys (RunSingleton at the defaults)
+// wait on their watches while kube-apiserver restarts — "standby" with the
+// Role of examples/deploy, "standby-admin" as system:masters, which RBAC
+// does not apply to; the holder keeps its lease (the server is down for
+// about 7 s, the TTL is 15 s) and releases as soon as the server is back. A
+// standby's work starts within the documented bound after the server is
+// back:
+//
+//	the watch's reconnect pause still to run, at most 1.5 × RenewalInterval
+//	(exponential backoff from 100 ms capped at RenewalInterval, jittered
+//	±50 % around the cap: 7.5 s at the defaults)
+//	+ a re-read if the server answers 410, and Acquire's GET and POST
+//
+// so within 1.5 × RenewalInterval + 2 s = 9.5 s at the defaults. Neither
+// standby may take an answer of the restarting server for a refusal to
+// watch (which makes it poll for good), nor busy-loop: at most 25 requests
+// each from the stop until the takeover.
+//
+// Real-server facts this test records (t.Logf): kube-apiserver stops
+// listening at SIGTERM but does not end an open watch, so the process
+// lingers until the harness kills it after StopGrace (3 s here; the default
+// 10 s would eat most of the TTL); once started again it answers before
+// /readyz says ok, 403 to users outside system:masters until RBAC has
+// synced; and a watch from the resourceVersion of a Lease that was not
+// written since before the restart gets 410 (the new watch cache starts at
+// a later revision), also when that resourceVersion was just read by a GET;
+// a watch from a list's resourceVersion is served.
+func TestStandbyAcrossRestart(t *testing.T) {
+	c := needCluster(t)
+	name := cluster.ByNameLease
+	clearLease(t, c, name)
+	bound := 3*renewalEvery/2 + 2*time.Second
+	const maxRequests = 25
+	grace := cluster.StopGrace
+	cluster.StopGrace = 3 * time.Second
+	t.Cleanup(func() { cluster.StopGrace = grace })
+
+	// A Lease nobody writes, to see what a watch from its resourceVersion
+	// gets after the restart.
+	static := leaseName(t)
+	clearLease(t, c, static)
+	if code, body, err := c.Do(ctxFor(t, 10*time.Second), cluster.AdminToken, http.MethodPost, leasesCollPath,
+		map[string]any{"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": map[string]any{"name": static}}); err != nil || code != http.StatusCreated {
+		t.Fatalf("POST lease %s: %d %v %.200s", static, code, err, body)
+	}
+
+	type member struct {
+		name string
+		l    *lease.KubernetesLease
+		tr   *countingTransport
+		logs *logRecorder
+		s    *singleton
+	}
+	newMember := func(who, token string) *member {
+		cfg, tr := countingConfig(c, token)
+		m := &member{name: who, tr: tr, logs: &logRecorder{}}
+		m.l = newDefaultLease(t, cfg, name, who, m.logs)
+		return m
+	}
+	holder := newMember("holder", cluster.ByNameToken)
+	standbys := []*member{newMember("standby", cluster.ByNameToken), newMember("standby-admin", cluster.AdminToken)}
+	overlap := checkOverlap(t, map[string]lease.Lease{"holder": holder.l, "standby": standbys[0].l, "standby-admin": standbys[1].l})
+
+	holder.s = startSingleton(t, holder.name, holder.l)
+	select {
+	case <-holder.s.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder did not start work within 10s")
+	}
+	for _, m := range standbys {
+		m.s = startSingleton(t, m.name, m.l)
+	}
+	waitUntil(t, 10*time.Second, "the standbys' watches open", func() bool {
+		return len(standbys[0].tr.answered("WATCH", http.StatusOK)) > 0 && len(standbys[1].tr.answered("WATCH", http.StatusOK)) > 0
+	})
+
+	// Restart right after a renewal, so the holder's deadline is a whole
+	// TTL after the stop.
+	puts := len(holder.tr.answered(http.MethodPut, http.StatusOK))
+	waitUntil(t, 2*renewalEvery, "a renewal", func() bool {
+		return len(holder.tr.answered(http.MethodPut, http.StatusOK)) > puts
+	})
+	stopProbe := make(chan struct{})
+	probe, probed := probeAs(c, cluster.ByNameToken, name, stopProbe)
+	stopAt := time.Now()
+	c.StopAPIServer()
+	stopped := time.Since(stopAt)
+	t.Cleanup(func() {
+		if c.PID() == 0 { // leave the shared cluster running for the next test
+			c.StartAPIServer(context.Background())
+		}
+	})
+	if err := c.StartAPIServer(ctxFor(t, 2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	backAt := time.Now()
+	close(stopProbe)
+	<-probed
+	t.Logf("kube-apiserver restarted: stopped in %v (StopGrace %v), ready %v after exec, down %v in all",
+		stopped.Round(time.Millisecond), cluster.StopGrace, c.ReadyAfter().Round(time.Millisecond), backAt.Sub(stopAt).Round(time.Millisecond))
+	t.Logf("GET of the Lease as byname every 50 ms, from the stop: %s", probe.summary(stopAt))
+	if !holder.l.CheckAlive() {
+		t.Fatalf("the holder lost its lease during a %v restart (TTL %v)", backAt.Sub(stopAt), defaultTTL)
+	}
+	for _, m := range standbys {
+		select {
+		case at := <-m.s.started:
+			t.Fatalf("%s started work %v after the stop, while the holder held", m.name, at.Sub(stopAt))
+		default:
+		}
+	}
+
+	holder.s.stop(t)
+	released := time.Now()
+	if !errors.Is(holder.s.err, context.Canceled) {
+		t.Errorf("holder RunSingleton = %v, want context.Canceled (and a clean Release)", holder.s.err)
+	}
+	var (
+		startedAt time.Time
+		first     string
+	)
+	select {
+	case startedAt = <-standbys[0].s.started:
+		first = standbys[0].name
+	case startedAt = <-standbys[1].s.started:
+		first = standbys[1].name
+	case <-time.After(bound + 5*time.Second):
+		t.Errorf("no standby took over within %v of the server's return", bound+5*time.Second)
+	}
+	if first != "" {
+		t.Logf("%s's work started %v after the server was back, %v after the holder's Release returned (bound: %v after the server is back)",
+			first, startedAt.Sub(backAt).Round(time.Millisecond), startedAt.Sub(released).Round(time.Millisecond), bound)
+		if d := startedAt.Sub(backAt); d > bound {
+			t.Errorf("%s took over %v after the server was back, want within %v", first, d, bound)
+		}
+	}
+	for _, m := range standbys {
+		recs := m.tr.records(stopAt, time.Time{})
+		t.Logf("%s: %d requests from the stop (t=0; server back at %+.3fs, holder released at %+.3fs): %s%s",
+			m.name, len(recs), backAt.Sub(stopAt).Seconds(), released.Sub(stopAt).Seconds(), byKind(recs), story(shorten(recs), stopAt))
+		if len(recs) > maxRequests {
+			t.Errorf("%s sent %d requests from the stop, want at most %d (reconnects with backoff, one re-read after a 410, Acquire)", m.name, len(recs), maxRequests)
+		}
+	}
+	for _, m := range append(standbys, holder) {
+		if refused := m.logs.matching(refusedWarning); len(refused) > 0 {
+			t.Errorf("%s took an answer of the restarting kube-apiserver for a refusal to watch and polls every "+
+				"RenewalInterval from then on (12 requests/min instead of about 1), although its Role grants watch:\n%s", m.name, refused[0])
+		}
+	}
+	overlap.finish(t)
+
+	// What a watch from an unchanged Lease's resourceVersion gets now.
+	ctx := ctxFor(t, 30*time.Second)
+	var obj struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	code, body, err := c.Do(ctx, cluster.AdminToken, http.MethodGet, leasesPath+static, nil)
+	if err != nil || code != http.StatusOK || json.Unmarshal(body, &obj) != nil {
+		t.Fatalf("GET lease %s: %d %v %.200s", static, code, err, body)
+	}
+	code, body, err = c.Do(ctx, cluster.AdminToken, http.MethodGet, leasesCollPath+"?fieldSelector=metadata.name%3D"+static, nil)
+	var list struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	if err != nil || code != http.StatusOK || json.Unmarshal(body, &list) != nil {
+		t.Fatalf("LIST leases %s: %d %v %.200s", static, code, err, body)
+	}
+	for _, w := range []struct{ what, rv string }{{"the GET's (the object's)", obj.Metadata.ResourceVersion}, {"the list's", list.Metadata.ResourceVersion}} {
+		code, body, err := c.Do(ctx, cluster.AdminToken, http.MethodGet,
+			leasesCollPath+"?watch=true&timeoutSeconds=1&fieldSelector=metadata.name%3D"+static+"&resourceVersion="+w.rv, nil)
+		t.Logf("after the restart, a watch from %s resourceVersion %s: %d %v %.300s", w.what, w.rv, code, err, bytes.TrimSpace(body))
+	}
+}
+
+// shorten keeps the first and last 8 of many records, so a busy loop does
+// not flood the log.
+func shorten(recs []reqRecord) []reqRecord {
+	if len(recs) <= 20 {
+		return recs
+	}
+	out := append([]reqRecord{}, recs[:8]...)
+	out = append(out, reqRecord{at: recs[8].at, kind: fmt.Sprintf("... %d more", len(recs)-16), done: true, err: errors.New("elided")})
+	return append(out, recs[len(recs)-8:]...)
 }
