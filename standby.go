@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/kubelease/lease/internal/wire"
 )
@@ -107,20 +108,32 @@ func (l *KubernetesLease) stopStandby() {
 	}
 }
 
+// refusedRetry is how long a standby whose watch was refused waits before
+// trying the watch again (its Waits poll meanwhile): a refusal can pass, as
+// when a kube-apiserver that has just started answers 403 until its RBAC
+// is loaded.
+const refusedRetry = time.Minute
+
 // runStandby is sb's goroutine.
 func (l *KubernetesLease) runStandby(ctx context.Context, sb *standby, rv string) {
 	defer close(sb.done)
 	b := l.watchBackoff()
+	gone := 0 // 410s in a row
 	for ctx.Err() == nil {
 		err := l.watch(ctx, rv, func(typ string, obj *wire.Lease) bool {
 			rv = obj.ResourceVersion
 			b.Reset()
+			gone = 0
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			if l.sb != sb {
 				return false
 			}
 			sb.live = true
+			if sb.refused { // the watch is served again: Waits stop polling
+				sb.refused = false
+				l.noteChangeLocked()
+			}
 			switch typ {
 			case "BOOKMARK":
 			case "DELETED":
@@ -138,18 +151,22 @@ func (l *KubernetesLease) runStandby(ctx context.Context, sb *standby, rv string
 		l.mu.Unlock()
 		switch {
 		case errors.Is(err, errWatchGone):
-			// Compacted past rv: read afresh and resume from there.
+			// Compacted past rv, or a restarted server that no longer
+			// serves it: read afresh, then watch from now (no
+			// resourceVersion: the server first sends the current
+			// object). Only the first 410 in a row goes straight on; a
+			// server that keeps answering 410 gets the backoff.
 			obj, gerr := l.read(ctx, l.s.TTL-margin(l.s.TTL))
-			if gerr == nil {
-				l.mu.Lock()
-				if l.sb == sb {
-					l.observeLocked(obj, l.now())
-				}
-				l.mu.Unlock()
-				rv = ""
-				if obj != nil {
-					rv = obj.ResourceVersion
-				}
+			if gerr != nil {
+				break
+			}
+			l.mu.Lock()
+			if l.sb == sb {
+				l.observeLocked(obj, l.now())
+			}
+			l.mu.Unlock()
+			rv = ""
+			if gone++; gone == 1 {
 				continue
 			}
 		case watchRefused(err):
@@ -160,10 +177,13 @@ func (l *KubernetesLease) runStandby(ctx context.Context, sb *standby, rv string
 			l.watchRefusedLogged = true
 			l.mu.Unlock()
 			if logIt {
-				l.log.Warn("kubelease: the API server refused to watch the Lease; contenders poll every RenewalInterval instead (grant watch on leases)",
+				l.log.Warn("kubelease: the API server refused to watch the Lease; contenders poll every RenewalInterval instead, and try the watch again every minute (grant watch on leases)",
 					"err", err, "every", l.s.RenewalInterval)
 			}
-			return
+			if !l.pause(ctx, refusedRetry) {
+				return
+			}
+			continue
 		}
 		if !l.pause(ctx, b.NextBackOff()) {
 			return
