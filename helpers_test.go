@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/kubelease/lease"
+	"github.com/kubelease/lease/internal/wire"
 	"github.com/kubelease/lease/leasetest"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -192,4 +194,62 @@ func (ev *events) waitArmed(t *testing.T) {
 			t.Fatalf("renewal timer not set within %v", waitFor)
 		}
 	}
+}
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }
+
+// putRecord stores a Lease "job" in "default" as a third party would.
+func (e *env) putRecord(holder string, renew time.Time, dur, transitions int32) *wire.Lease {
+	e.t.Helper()
+	obj := &wire.Lease{}
+	obj.Name, obj.Namespace = "job", "default"
+	if holder != "" {
+		obj.Spec.HolderIdentity = ptr(holder)
+	}
+	if dur != 0 {
+		obj.Spec.LeaseDurationSeconds = ptr(dur)
+	}
+	if !renew.IsZero() {
+		obj.Spec.RenewTime = &metav1.MicroTime{Time: renew}
+		obj.Spec.AcquireTime = &metav1.MicroTime{Time: renew}
+	}
+	obj.Spec.LeaseTransitions = ptr(transitions)
+	require.NoError(e.t, e.srv.Put(obj))
+	got, ok := e.srv.Get("default", "job")
+	require.True(e.t, ok)
+	return got
+}
+
+// record returns the Lease "job" as the server stores it.
+func (e *env) record() *wire.Lease {
+	e.t.Helper()
+	got, ok := e.srv.Get("default", "job")
+	require.True(e.t, ok, "lease job is absent")
+	return got
+}
+
+// nonZero is m without its zero counts.
+func nonZero(m map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// realLease is a KubernetesLease on the real clock, for watch tests whose
+// waits are bounded by channels.
+func (e *env) realLease(owner string, mods ...func(*lease.Settings)) *lease.KubernetesLease {
+	e.t.Helper()
+	s := lease.Settings{Name: "job", Owner: owner, Config: e.srv.Config(), TTL: 15 * time.Second}
+	for _, m := range mods {
+		m(&s)
+	}
+	l, err := lease.NewKubernetesLease(s)
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { _ = l.Release(context.Background()) })
+	return l
 }

@@ -173,47 +173,17 @@ func TestTokensIncreaseAcrossCycles(t *testing.T) {
 	}
 }
 
-func TestOnLostRegistration(t *testing.T) {
+func TestReleaseCancelsAcquireInFlight(t *testing.T) {
 	e := newEnv(t)
-	a := e.newLease("pod-a")
-	calls := make(chan error, 8)
-	unregister := a.OnLost(func(err error) { calls <- err })
-	extra := a.OnLost(func(error) { t.Error("unregistered handler called") })
-	extra()
-	extra() // idempotent
-
-	for range 2 { // handlers stay registered across tenures
-		a.acquire(t)
-		lease.StepWall(a.KubernetesLease, time.Minute)
-		require.False(t, a.CheckAlive())
-		select {
-		case err := <-calls:
-			assert.ErrorIs(t, err, lease.ErrLost)
-		case <-time.After(waitFor):
-			t.Fatal("handler not called")
-		}
-		a.lost.wait(t)
-		require.NoError(t, a.Release(e.ctx()))
-	}
-	unregister()
-	a.acquire(t)
-	lease.StepWall(a.KubernetesLease, time.Minute)
-	require.False(t, a.CheckAlive())
-	a.lost.wait(t) // the test's own handler still runs
-	assert.Len(t, calls, 0, "unregistered handler must not run")
-}
-
-func TestSlowOnLostHandlerDoesNotBlock(t *testing.T) {
-	e := newEnv(t)
-	a := e.newLease("pod-a")
-	block := make(chan struct{})
-	a.OnLost(func(error) { <-block })
-	a.acquire(t)
-	lease.StepWall(a.KubernetesLease, time.Minute)
-	require.False(t, a.CheckAlive())
-	a.lost.wait(t)
-	require.NoError(t, a.Release(e.ctx()))
-	lease.StepWall(a.KubernetesLease, -time.Minute)
-	a.acquire(t) // not delayed by the blocked handler
-	close(block)
+	e.srv.InjectFault(leasetest.Fault{Verb: "get", Hang: true})
+	b := e.newLease("pod-b")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.Acquire(context.Background())
+		errc <- err
+	}()
+	require.NoError(t, e.srv.AwaitReceived(e.ctx(), 1))
+	require.NoError(t, b.Release(e.ctx()), "Release does not wait behind the hung Acquire")
+	assert.ErrorIs(t, <-errc, context.Canceled)
+	assert.False(t, b.CheckAlive())
 }

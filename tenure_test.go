@@ -1,0 +1,81 @@
+package lease_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kubelease/lease"
+	"github.com/kubelease/lease/leasetest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The tenure's deadline on both clocks (tenure.go): a tenure ends at its
+// deadline whatever the renewal goroutine is doing, and stays ended.
+
+func TestRenewalDeadlineWhileRequestHangs(t *testing.T) {
+	e := newEnv(t)
+	a := e.newLease("pod-a")
+	a.acquire(t)
+	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true, Times: -1})
+	a.events.waitArmed(t)
+	arrived := e.srv.Received()
+	a.clk.Step(5 * time.Second) // t=5s: the renewal PUT hangs
+	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
+	// The wall clock reaches the deadline while the PUT still hangs (its
+	// attempt timeout runs on the monotonic clock, which has not moved).
+	deadline := 15*time.Second - lease.Margin(15*time.Second)
+	lease.StepWall(a.KubernetesLease, deadline-5*time.Second-time.Millisecond)
+	assert.True(t, a.CheckAlive(), "1ms before the deadline")
+	lease.StepWall(a.KubernetesLease, time.Millisecond)
+	assert.False(t, a.CheckAlive(), "at the deadline, with the request still hanging")
+	le := a.lost.wait(t)
+	assert.Equal(t, lease.LostDeadline, le.Reason)
+	assert.ErrorIs(t, le, context.DeadlineExceeded)
+	e.srv.Unhang()
+}
+
+func TestLateRenewalAnswerDoesNotRevive(t *testing.T) {
+	e := newEnv(t)
+	a := e.newLease("pod-a")
+	a.acquire(t)
+	gate := make(chan struct{})
+	e.srv.InjectFault(leasetest.Fault{Verb: "update", Gate: gate})
+	a.events.waitArmed(t)
+	arrived := e.srv.Received()
+	a.clk.Step(5 * time.Second)
+	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
+	// A suspend: only the wall clock moves, past the deadline. Nobody calls
+	// CheckAlive; the held renewal then succeeds on the server, too late.
+	lease.StepWall(a.KubernetesLease, time.Minute)
+	close(gate)
+	a.events.wait(t, "lost")
+	le := a.lost.wait(t)
+	assert.Equal(t, lease.LostDeadline, le.Reason)
+	assert.Equal(t, epoch.Add(5*time.Second), e.record().Spec.RenewTime.UTC(), "the late renewal was applied")
+	lease.StepWall(a.KubernetesLease, -time.Minute) // and the wall clock steps back
+	assert.False(t, a.CheckAlive(), "a tenure that ended stays ended")
+}
+
+func TestSuspendedProcessWakesUpNotHolding(t *testing.T) {
+	e := newEnv(t)
+	a := e.newLease("pod-a")
+	a.acquire(t)
+	lease.StepWall(a.KubernetesLease, 20*time.Second)
+	assert.False(t, a.CheckAlive(), "wall clock jumped past the deadline; monotonic did not")
+	le := a.lost.wait(t)
+	assert.Equal(t, lease.LostDeadline, le.Reason)
+}
+
+func TestWallClockStepBackIsHarmless(t *testing.T) {
+	e := newEnv(t)
+	a := e.newLease("pod-a")
+	a.acquire(t)
+	lease.StepWall(a.KubernetesLease, -time.Hour)
+	assert.True(t, a.CheckAlive(), "a backward wall step does not end the tenure")
+	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true, Times: -1})
+	a.events.waitArmed(t)
+	a.clk.Step(15 * time.Second) // no renewal can succeed
+	assert.False(t, a.CheckAlive(), "the monotonic deadline still holds")
+}
