@@ -143,36 +143,6 @@ func TestReleaseBoundedWhenContextCancelled(t *testing.T) {
 	}
 }
 
-func TestTokensIncreaseAcrossCycles(t *testing.T) {
-	e := newEnv(t)
-	a := e.newLease("pod-a")
-	b := e.newLease("pod-b")
-	var prev lease.Token
-	for i := range 6 {
-		c := a
-		if i%2 == 1 {
-			c = b
-		}
-		tok := c.acquire(t)
-		if i > 0 {
-			cmp, err := tok.Compare(prev)
-			require.NoError(t, err)
-			assert.Equal(t, 1, cmp, "cycle %d: got %v after %v, want larger", i, tok, prev)
-		}
-		prev = tok
-		switch i % 3 {
-		case 0:
-			require.NoError(t, c.Release(e.ctx()))
-		case 1: // re-created by a third party after a delete
-			require.NoError(t, c.Release(e.ctx()))
-			e.putRecord("", epoch, 15, 0)
-		case 2: // freed by a third party
-			require.NoError(t, c.Release(e.ctx()))
-			e.putRecord("", epoch, 15, 3)
-		}
-	}
-}
-
 func TestReleaseCancelsAcquireInFlight(t *testing.T) {
 	e := newEnv(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "get", Hang: true})

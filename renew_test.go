@@ -113,23 +113,6 @@ func TestRenewalLoss(t *testing.T) {
 	}
 }
 
-func TestTwoInstancesOneOwnerEndWithOneHolder(t *testing.T) {
-	e := newEnv(t)
-	a1 := e.newLease("pod-a")
-	a2 := e.newLease("pod-a")
-	a1.acquire(t)
-	a2.acquire(t) // "holder is Owner": takes over
-	assert.True(t, a1.CheckAlive() && a2.CheckAlive(), "both believe until a1's next renewal: why Owners must be unique")
-	a1.events.waitArmed(t)
-	a1.clk.Step(5 * time.Second)
-	le := a1.lost.wait(t)
-	assert.Equal(t, lease.LostConflict, le.Reason)
-	a2.renewOnce(t)
-	assert.False(t, a1.CheckAlive())
-	assert.True(t, a2.CheckAlive())
-	assert.Equal(t, lease.NonceOf(a2.KubernetesLease), e.record().Annotations[lease.NonceAnnotation])
-}
-
 func TestRenewalMicrosecondBump(t *testing.T) {
 	e := newEnv(t)
 	a := e.newLease("pod-a")
