@@ -63,9 +63,9 @@ func TestOnLostNilIgnored(t *testing.T) {
 	defer unregister()
 	defer unregister() // idempotent
 	a.acquire(t)
-	a.events.waitArmed(t)
+	wait := a.events.waitArmed(t)
 	require.NoError(t, e.srv.Delete("default", "job"))
-	a.clk.Step(5 * time.Second)
+	a.clk.Step(wait)
 	le := a.lost.wait(t) // the process is still alive to see it
 	assert.Equal(t, lease.LostDeleted, le.Reason)
 }

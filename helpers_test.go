@@ -156,40 +156,41 @@ func (c *contender) acquire(t *testing.T) lease.Token {
 // renewOnce steps c's clock to its next renewal and waits for it to succeed.
 func (c *contender) renewOnce(t *testing.T) {
 	t.Helper()
-	c.events.waitArmed(t)
-	c.clk.Step(5 * time.Second)
+	c.clk.Step(c.events.waitArmed(t))
 	c.events.wait(t, "renewed")
 }
 
 // waitArmed drains the events seen so far and returns once the renewal
-// timer of the latest tenure is set, so that stepping the clock renews it.
-func (ev *events) waitArmed(t *testing.T) {
+// timer of the latest tenure is set, with the wait it was set for: stepping
+// the clock by that much, from the instant it was set, renews. (The wait is
+// RenewalInterval ± 10 %, never exactly RenewalInterval.)
+func (ev *events) waitArmed(t *testing.T) time.Duration {
 	t.Helper()
-	armed := false
+	var wait time.Duration // of the latest renewal timer; 0: none set
+	see := func(name string) {
+		switch {
+		case name == "acquired":
+			wait = 0
+		case strings.HasPrefix(name, "renew-wait "):
+			d, err := time.ParseDuration(strings.TrimPrefix(name, "renew-wait "))
+			require.NoError(t, err, "event %q", name)
+			wait = d
+		}
+	}
 	deadline := time.After(waitFor)
 	for {
 		select {
 		case name := <-ev.ch:
-			switch {
-			case name == "acquired":
-				armed = false
-			case strings.HasPrefix(name, "renew-wait"):
-				armed = true
-			}
+			see(name)
 			continue
 		default:
 		}
-		if armed {
-			return
+		if wait > 0 {
+			return wait
 		}
 		select {
 		case name := <-ev.ch:
-			switch {
-			case name == "acquired":
-				armed = false
-			case strings.HasPrefix(name, "renew-wait"):
-				armed = true
-			}
+			see(name)
 		case <-deadline:
 			t.Fatalf("renewal timer not set within %v", waitFor)
 		}

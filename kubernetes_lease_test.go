@@ -61,14 +61,14 @@ func TestKubernetesLeaseReacquireAfterLoss(t *testing.T) {
 		want lease.LostReason
 	}{
 		{"freed by a third party", func(t *testing.T, e *env, a *contender) {
-			a.events.waitArmed(t)
+			wait := a.events.waitArmed(t)
 			require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) { l.Spec.HolderIdentity = nil }))
-			a.clk.Step(5 * time.Second)
+			a.clk.Step(wait)
 		}, lease.LostConflict},
 		{"deleted by a third party", func(t *testing.T, e *env, a *contender) {
-			a.events.waitArmed(t)
+			wait := a.events.waitArmed(t)
 			require.NoError(t, e.srv.Delete("default", "job"))
-			a.clk.Step(5 * time.Second)
+			a.clk.Step(wait)
 		}, lease.LostDeleted},
 		{"deadline passed in a suspend", func(t *testing.T, e *env, a *contender) {
 			lease.StepWall(a.KubernetesLease, time.Minute)
@@ -237,8 +237,7 @@ func TestTwoInstancesOneOwnerEndWithOneHolder(t *testing.T) {
 	a1.acquire(t)
 	a2.acquire(t) // "holder is Owner": takes over
 	assert.True(t, a1.CheckAlive() && a2.CheckAlive(), "both believe until a1's next renewal: why Owners must be unique")
-	a1.events.waitArmed(t)
-	a1.clk.Step(5 * time.Second)
+	a1.clk.Step(a1.events.waitArmed(t))
 	le := a1.lost.wait(t)
 	assert.Equal(t, lease.LostConflict, le.Reason)
 	a2.renewOnce(t)

@@ -22,13 +22,13 @@ func TestRenewalAttemptTimeout(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true})
-	a.events.waitArmed(t)
+	wait := a.events.waitArmed(t)
 	arrived := e.srv.Received()
-	a.clk.Step(5 * time.Second)
+	a.clk.Step(wait)
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
-	// With 9.7s left, the attempt's timeout is a third of it (below the cap
-	// of min(10s, RenewalInterval) = 5s): then a retry.
-	want := (15*time.Second - lease.Margin(15*time.Second) - 5*time.Second) / 3
+	// With about 9.7s left, the attempt's timeout is a third of it (below
+	// the cap of min(10s, RenewalInterval) = 5s): then a retry.
+	want := (15*time.Second - lease.Margin(15*time.Second) - wait) / 3
 	got := a.events.wait(t, "renew-attempt ")
 	assert.Equal(t, "renew-attempt "+want.String(), got)
 	a.clk.Step(want)
@@ -44,8 +44,7 @@ func TestRenewalDeadlineWrapsLastError(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Status: http.StatusServiceUnavailable, Times: -1})
-	a.events.waitArmed(t)
-	a.clk.Step(5 * time.Second)
+	a.clk.Step(a.events.waitArmed(t))
 	// Drive the retries on the fake clock until the deadline, without
 	// calling CheckAlive: the renewal goroutine ends the tenure itself.
 	for {
@@ -70,8 +69,7 @@ func TestRenewalRecoversWithinDeadline(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Status: http.StatusInternalServerError, Times: 2})
-	a.events.waitArmed(t)
-	a.clk.Step(5 * time.Second)
+	a.clk.Step(a.events.waitArmed(t))
 	for range 2 {
 		a.events.wait(t, "renew-retry-wait")
 		a.clk.Step(time.Second)
@@ -96,8 +94,7 @@ func TestRenewalHonoursRetryAfter(t *testing.T) {
 			a := e.newLease("pod-a")
 			a.acquire(t)
 			e.srv.InjectFault(tc.f)
-			a.events.waitArmed(t)
-			a.clk.Step(5 * time.Second)
+			a.clk.Step(a.events.waitArmed(t))
 			assert.Equal(t, tc.want, a.events.wait(t, "renew-retry-wait"))
 		})
 	}
@@ -112,11 +109,11 @@ func TestRenewalNoOpAnswerDoesNotExtend(t *testing.T) {
 	require.NoError(t, err)
 	// A broken server answers every PUT with the object as it was.
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Status: 200, Body: raw, Times: -1})
-	a.events.waitArmed(t)
-	a.clk.Step(5 * time.Second)
+	wait := a.events.waitArmed(t)
+	a.clk.Step(wait)
 	a.events.wait(t, "renew-retry-wait")
 	deadline := 15*time.Second - lease.Margin(15*time.Second)
-	a.clk.Step(deadline - 5*time.Second)
+	a.clk.Step(deadline - wait)
 	assert.False(t, a.CheckAlive(), "a no-op answer must not extend the deadline")
 	le := a.lost.wait(t)
 	assert.Equal(t, lease.LostDeadline, le.Reason)

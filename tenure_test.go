@@ -19,14 +19,14 @@ func TestRenewalDeadlineWhileRequestHangs(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true, Times: -1})
-	a.events.waitArmed(t)
+	wait := a.events.waitArmed(t)
 	arrived := e.srv.Received()
-	a.clk.Step(5 * time.Second) // t=5s: the renewal PUT hangs
+	a.clk.Step(wait) // the renewal PUT hangs
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
 	// The wall clock reaches the deadline while the PUT still hangs (its
 	// attempt timeout runs on the monotonic clock, which has not moved).
 	deadline := 15*time.Second - lease.Margin(15*time.Second)
-	lease.StepWall(a.KubernetesLease, deadline-5*time.Second-time.Millisecond)
+	lease.StepWall(a.KubernetesLease, deadline-wait-time.Millisecond)
 	assert.True(t, a.CheckAlive(), "1ms before the deadline")
 	lease.StepWall(a.KubernetesLease, time.Millisecond)
 	assert.False(t, a.CheckAlive(), "at the deadline, with the request still hanging")
@@ -42,9 +42,9 @@ func TestLateRenewalAnswerDoesNotRevive(t *testing.T) {
 	a.acquire(t)
 	gate := make(chan struct{})
 	e.srv.InjectFault(leasetest.Fault{Verb: "update", Gate: gate})
-	a.events.waitArmed(t)
+	wait := a.events.waitArmed(t)
 	arrived := e.srv.Received()
-	a.clk.Step(5 * time.Second)
+	a.clk.Step(wait)
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
 	// A suspend: only the wall clock moves, past the deadline. Nobody calls
 	// CheckAlive; the held renewal then succeeds on the server, too late.
@@ -53,7 +53,7 @@ func TestLateRenewalAnswerDoesNotRevive(t *testing.T) {
 	a.events.wait(t, "lost")
 	le := a.lost.wait(t)
 	assert.Equal(t, lease.LostDeadline, le.Reason)
-	assert.Equal(t, epoch.Add(5*time.Second), e.record().Spec.RenewTime.UTC(), "the late renewal was applied")
+	assert.Equal(t, epoch.Add(wait).Truncate(time.Microsecond), e.record().Spec.RenewTime.UTC(), "the late renewal was applied")
 	lease.StepWall(a.KubernetesLease, -time.Minute) // and the wall clock steps back
 	assert.False(t, a.CheckAlive(), "a tenure that ended stays ended")
 }
