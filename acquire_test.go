@@ -108,11 +108,7 @@ func TestAcquireHungRequestTimesOut(t *testing.T) {
 	e := newEnv(t)
 	e.srv.InjectFault(leasetest.Fault{Verb: "create", Hang: true})
 	b := e.newLease("pod-b")
-	errc := make(chan error, 1)
-	go func() {
-		_, err := b.Acquire(context.Background())
-		errc <- err
-	}()
+	errc := acquireAsync(b)
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), 2)) // the GET, then the hung POST
 	b.clk.Step(15*time.Second - lease.Margin(15*time.Second))
 	select {
@@ -152,11 +148,7 @@ func TestAcquireLateAnswerStartsNoTenure(t *testing.T) {
 	gate := make(chan struct{})
 	e.srv.InjectFault(leasetest.Fault{Verb: "create", Gate: gate})
 	b := e.newLease("pod-b")
-	errc := make(chan error, 1)
-	go func() {
-		_, err := b.Acquire(context.Background())
-		errc <- err
-	}()
+	errc := acquireAsync(b)
 	require.NoError(t, e.srv.AwaitReceived(e.ctx(), 2))
 	// A suspend while the POST is held: the answer comes after the deadline
 	// the write would start (the attempt timeout, on the monotonic clock,

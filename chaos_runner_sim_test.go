@@ -193,24 +193,12 @@ func (s *rsim) pickWorkerLocked() *proc {
 	return ps[s.rng.IntN(len(ps))]
 }
 
-// advance moves the true clock one step: running processes' clocks move
-// with it; a suspended process's monotonic clock stands still while its
-// wall clock moves on.
+// advance moves the true clock one step, and the processes' clocks with it
+// (the processes are the simulation's contenders: see moveClocksLocked).
 func (s *rsim) advance() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.now += s.cfg.step
-	for _, p := range s.ps {
-		if p.suspendTill > 0 && s.now < p.suspendTill {
-			lease.StepWall(p.l, s.cfg.step)
-			continue
-		}
-		if p.suspendTill > 0 {
-			p.suspendTill = 0
-			s.tracef("c%d resumes", p.id)
-		}
-		p.clk.Step(s.cfg.step)
-	}
+	s.moveClocksLocked()
 }
 
 // goBg runs f on a goroutine the simulation waits for at the end.

@@ -37,72 +37,65 @@ func (s *sim) schedule(faults bool) {
 }
 
 func (s *sim) startAcquire(c *simContender) {
-	c.acting = true
-	s.actions.Add(1)
-	go func() {
-		defer s.actions.Done()
-		defer s.poke()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
+	s.act(c, func(ctx context.Context) func() {
 		tok, ok, err := c.l.AcquireWithToken(ctx)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		c.acting = false
-		if err != nil {
-			s.tracef("c%d acquire: %v", c.id, err)
-			return
+		return func() {
+			if err != nil {
+				s.tracef("c%d acquire: %v", c.id, err)
+				return
+			}
+			if !ok {
+				return
+			}
+			if c.cur != nil && !c.cur.ended && c.cur.token == tok {
+				return // still the same tenure
+			}
+			s.startTenureLocked(c, tok)
 		}
-		if !ok {
-			return
-		}
-		if c.cur != nil && !c.cur.ended && c.cur.token == tok {
-			return // still the same tenure
-		}
-		s.startTenureLocked(c, tok)
-	}()
+	})
 }
 
 func (s *sim) startRelease(c *simContender) {
-	c.acting = true
 	c.cur.released = true
 	s.tracef("c%d releases %v", c.id, c.cur.token)
+	s.act(c, func(ctx context.Context) func() {
+		err := c.l.Release(ctx)
+		return func() {
+			if c.cur != nil && !c.cur.ended {
+				s.endTenureLocked(c)
+			}
+			if err != nil {
+				s.tracef("c%d release: %v", c.id, err)
+			}
+		}
+	})
+}
+
+// act marks c as acting and runs call, an Acquire or a Release of c, on a
+// goroutine of its own with a 30 s bound; then, with s.mu held, c is no
+// longer acting and what call returned runs. Call with s.mu held.
+func (s *sim) act(c *simContender, call func(ctx context.Context) (then func())) {
+	c.acting = true
 	s.actions.Add(1)
 	go func() {
 		defer s.actions.Done()
 		defer s.poke()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		err := c.l.Release(ctx)
+		then := call(ctx)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		c.acting = false
-		if c.cur != nil && !c.cur.ended {
-			s.endTenureLocked(c)
-		}
-		if err != nil {
-			s.tracef("c%d release: %v", c.id, err)
-		}
+		then()
 	}()
 }
 
-// advance moves the true clock one step: running contenders' clocks move
-// with it; a suspended contender's monotonic clock stands still while its
-// wall clock moves on.
+// advance moves the true clock, and the contenders' clocks, one step
+// (moveClocksLocked) and checks invariant (1).
 func (s *sim) advance() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.now += s.cfg.step
-	for _, c := range s.cs {
-		if c.suspendTill > 0 && s.now < c.suspendTill {
-			lease.StepWall(c.l, s.cfg.step)
-			continue
-		}
-		if c.suspendTill > 0 {
-			c.suspendTill = 0
-			s.tracef("c%d resumes", c.id)
-		}
-		c.clk.Step(s.cfg.step)
-	}
+	s.moveClocksLocked()
 	// Invariant (1) at every instant: at most one believer, unless excused.
 	var alive []*simContender
 	for _, c := range s.cs {
@@ -131,6 +124,24 @@ func (s *sim) advance() {
 			}
 			s.violatef("overlap: c%d (%v) and c%d (%v) both hold", c.id, c.cur.token, newest.id, newest.cur.token)
 		}
+	}
+}
+
+// moveClocksLocked moves the true clock one step: running contenders'
+// clocks move with it; a suspended contender's monotonic clock stands still
+// while its wall clock moves on. Call with s.mu held.
+func (s *sim) moveClocksLocked() {
+	s.now += s.cfg.step
+	for _, c := range s.cs {
+		if c.suspendTill > 0 && s.now < c.suspendTill {
+			lease.StepWall(c.l, s.cfg.step)
+			continue
+		}
+		if c.suspendTill > 0 {
+			c.suspendTill = 0
+			s.tracef("c%d resumes", c.id)
+		}
+		c.clk.Step(s.cfg.step)
 	}
 }
 

@@ -91,40 +91,46 @@ func TestAcquireTakeover(t *testing.T) {
 	}
 }
 
-func TestAcquireMetadataEditDoesNotResetExpiry(t *testing.T) {
-	e := newEnv(t)
-	e.putRecord("pod-a", epoch, 15, 0)
-	b := e.newLease("pod-b", func(s *lease.Settings) { s.MaxClockSkew = -1 })
-	ok, err := b.Acquire(e.ctx())
-	require.NoError(t, err)
-	require.False(t, ok)
-	b.clk.Step(10 * time.Second)
-	require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) { l.Labels = map[string]string{"team": "x"} }))
-	ok, err = b.Acquire(e.ctx())
-	require.NoError(t, err)
-	require.False(t, ok, "10s of 15s")
-	b.clk.Step(5 * time.Second)
-	ok, err = b.Acquire(e.ctx())
-	require.NoError(t, err)
-	assert.True(t, ok, "a label edit must not reset the expiry timer")
-}
-
-func TestAcquireSpecChangeResetsExpiry(t *testing.T) {
-	e := newEnv(t)
-	e.putRecord("pod-a", epoch, 15, 0)
-	b := e.newLease("pod-b", func(s *lease.Settings) { s.MaxClockSkew = -1 })
-	ok, _ := b.Acquire(e.ctx())
-	require.False(t, ok)
-	b.clk.Step(10 * time.Second)
-	require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) {
-		l.Spec.RenewTime = &metav1.MicroTime{Time: epoch.Add(10 * time.Second)}
-	}))
-	ok, _ = b.Acquire(e.ctx())
-	require.False(t, ok)
-	b.clk.Step(5 * time.Second)
-	ok, _ = b.Acquire(e.ctx())
-	assert.False(t, ok, "the holder renewed 5s ago")
-	b.clk.Step(10 * time.Second)
-	ok, _ = b.Acquire(e.ctx())
-	assert.True(t, ok, "15s after the renewal was first seen")
+// Expiry rule (a) times how long the record's spec has been seen
+// unchanged: an edit of its metadata does not restart the count, a change
+// of its spec (the holder renewing) does.
+func TestAcquireEditsAndExpiry(t *testing.T) {
+	type look struct {
+		after time.Duration // stepped before this Acquire
+		want  bool
+		why   string
+	}
+	tests := []struct {
+		name  string
+		edit  func(l *wire.Lease) // 10s after the first look
+		looks []look              // after the edit
+	}{
+		{"metadata edit does not reset expiry", func(l *wire.Lease) { l.Labels = map[string]string{"team": "x"} }, []look{
+			{0, false, "10s of 15s"},
+			{5 * time.Second, true, "a label edit must not reset the expiry timer"},
+		}},
+		{"spec change resets expiry", func(l *wire.Lease) { l.Spec.RenewTime = &metav1.MicroTime{Time: epoch.Add(10 * time.Second)} }, []look{
+			{0, false, "the holder renewed just now"},
+			{5 * time.Second, false, "the holder renewed 5s ago"},
+			{10 * time.Second, true, "15s after the renewal was first seen"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.putRecord("pod-a", epoch, 15, 0)
+			b := e.newLease("pod-b", func(s *lease.Settings) { s.MaxClockSkew = -1 })
+			ok, err := b.Acquire(e.ctx())
+			require.NoError(t, err)
+			require.False(t, ok, "first look at a live record")
+			b.clk.Step(10 * time.Second)
+			require.NoError(t, e.srv.Edit("default", "job", tc.edit))
+			for _, lk := range tc.looks {
+				b.clk.Step(lk.after)
+				ok, err := b.Acquire(e.ctx())
+				require.NoError(t, err)
+				require.Equal(t, lk.want, ok, lk.why)
+			}
+		})
+	}
 }

@@ -197,6 +197,30 @@ func (ev *events) waitArmed(t *testing.T) time.Duration {
 	}
 }
 
+// holdRenewal makes the server hold c's renewal PUTs with f (a Hang or a
+// Gate fault on "update"), steps c's clock to its next renewal and returns
+// once that PUT has arrived, with the wait it stepped.
+func (e *env) holdRenewal(c *contender, f leasetest.Fault) time.Duration {
+	e.t.Helper()
+	e.srv.InjectFault(f)
+	wait := c.events.waitArmed(e.t)
+	arrived := e.srv.Received()
+	c.clk.Step(wait)
+	require.NoError(e.t, e.srv.AwaitReceived(e.ctx(), arrived+1))
+	return wait
+}
+
+// acquireAsync calls l.Acquire on a goroutine of its own and returns the
+// channel its error is sent on.
+func acquireAsync(l lease.Lease) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := l.Acquire(context.Background())
+		errc <- err
+	}()
+	return errc
+}
+
 // ptr returns a pointer to a copy of v.
 func ptr[T any](v T) *T { return &v }
 

@@ -21,11 +21,7 @@ func TestRenewalAttemptTimeout(t *testing.T) {
 	e := newEnv(t)
 	a := e.newLease("pod-a")
 	a.acquire(t)
-	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true})
-	wait := a.events.waitArmed(t)
-	arrived := e.srv.Received()
-	a.clk.Step(wait)
-	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
+	wait := e.holdRenewal(a, leasetest.Fault{Verb: "update", Hang: true})
 	// With about 9.7s left, the attempt's timeout is a third of it (below
 	// the cap of min(10s, RenewalInterval) = 5s): then a retry.
 	want := (15*time.Second - lease.Margin(15*time.Second) - wait) / 3

@@ -8,7 +8,6 @@ import (
 	"github.com/kubelease/lease"
 	"github.com/kubelease/lease/leasetest"
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 // The tenure's deadline on both clocks (tenure.go): a tenure ends at its
@@ -18,11 +17,7 @@ func TestRenewalDeadlineWhileRequestHangs(t *testing.T) {
 	e := newEnv(t)
 	a := e.newLease("pod-a")
 	a.acquire(t)
-	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true, Times: -1})
-	wait := a.events.waitArmed(t)
-	arrived := e.srv.Received()
-	a.clk.Step(wait) // the renewal PUT hangs
-	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
+	wait := e.holdRenewal(a, leasetest.Fault{Verb: "update", Hang: true, Times: -1}) // the renewal PUT hangs
 	// The wall clock reaches the deadline while the PUT still hangs (its
 	// attempt timeout runs on the monotonic clock, which has not moved).
 	deadline := 15*time.Second - lease.Margin(15*time.Second)
@@ -41,11 +36,7 @@ func TestLateRenewalAnswerDoesNotRevive(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	gate := make(chan struct{})
-	e.srv.InjectFault(leasetest.Fault{Verb: "update", Gate: gate})
-	wait := a.events.waitArmed(t)
-	arrived := e.srv.Received()
-	a.clk.Step(wait)
-	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
+	wait := e.holdRenewal(a, leasetest.Fault{Verb: "update", Gate: gate})
 	// A suspend: only the wall clock moves, past the deadline. Nobody calls
 	// CheckAlive; the held renewal then succeeds on the server, too late.
 	lease.StepWall(a.KubernetesLease, time.Minute)

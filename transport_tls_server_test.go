@@ -5,16 +5,9 @@ package lease_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,7 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/kubelease/lease"
 	"github.com/kubelease/lease/leasetest"
@@ -31,92 +23,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// tlsCA is a certificate authority made for one test.
-type tlsCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var tlsSerial atomic.Int64
-
-func tlsKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	return key
-}
-
-func newTLSCA(t *testing.T, name string) *tlsCA {
-	t.Helper()
-	key := tlsKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(tlsSerial.Add(1)),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &tlsCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a leaf certificate from tmpl and returns it and its key as PEM.
-func (ca *tlsCA) issue(t *testing.T, tmpl *x509.Certificate) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key := tlsKey(t)
-	tmpl.SerialNumber = big.NewInt(tlsSerial.Add(1))
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-}
-
-// serving returns a server certificate for the given DNS names and IPs.
-func (ca *tlsCA) serving(t *testing.T, dns []string, ips ...net.IP) tls.Certificate {
-	t.Helper()
-	certPEM, keyPEM := ca.issue(t, &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "kube-apiserver"},
-		DNSNames:    dns,
-		IPAddresses: ips,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	require.NoError(t, err)
-	return cert
-}
-
-// localhost returns a server certificate for 127.0.0.1 and localhost.
-func (ca *tlsCA) localhost(t *testing.T) tls.Certificate {
-	t.Helper()
-	return ca.serving(t, []string{"localhost"}, net.IPv4(127, 0, 0, 1), net.IPv6loopback)
-}
-
-// client returns a client certificate for user cn, as PEM.
-func (ca *tlsCA) client(t *testing.T, cn string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	return ca.issue(t, &x509.Certificate{
-		Subject:     pkix.Name{CommonName: cn, Organization: []string{"system:masters"}},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-}
-
 // tlsServer is a leasetest fake behind an HTTPS server with a TLS
 // configuration of the test's choosing. It records the protocol and client
 // certificate of every request and counts new connections.
 type tlsServer struct {
 	fake *leasetest.Server
 	ts   *httptest.Server
-	ca   *tlsCA // signed the serving certificate
+	ca   *lease.TLSCA // signed the serving certificate
 
 	newConns atomic.Int32
 
@@ -131,12 +44,12 @@ type tlsServer struct {
 // after the leases made later (cleanups run last-in first-out).
 func startTLSServer(t *testing.T, cfg *tls.Config) *tlsServer {
 	t.Helper()
-	s := &tlsServer{fake: leasetest.NewUnstartedServer(), ca: newTLSCA(t, "test-server-ca")}
+	s := &tlsServer{fake: leasetest.NewUnstartedServer(), ca: lease.NewTLSCA(t, "test-server-ca")}
 	if cfg == nil {
 		cfg = &tls.Config{}
 	}
 	if len(cfg.Certificates) == 0 {
-		cfg.Certificates = []tls.Certificate{s.ca.localhost(t)}
+		cfg.Certificates = []tls.Certificate{s.ca.Localhost(t)}
 	}
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cn := ""
@@ -168,7 +81,7 @@ func startTLSServer(t *testing.T, cfg *tls.Config) *tlsServer {
 
 // config returns a Config for the server that trusts its CA.
 func (s *tlsServer) config() *lease.Config {
-	return &lease.Config{Host: s.ts.URL, CAData: s.ca.pem}
+	return &lease.Config{Host: s.ts.URL, CAData: s.ca.PEM}
 }
 
 func (s *tlsServer) requests() (protos []int, clients []string) {

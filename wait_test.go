@@ -11,6 +11,27 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// heldAndContended returns two leases on the real clock: a holds the
+// lease, and b has seen a hold it.
+func (e *env) heldAndContended() (a, b *lease.KubernetesLease) {
+	e.t.Helper()
+	a, b = e.realLease("pod-a"), e.realLease("pod-b")
+	require.True(e.t, mustAcquireMem(e.t, a))
+	require.False(e.t, mustAcquireMem(e.t, b))
+	return a, b
+}
+
+// waitWatching calls l.Wait on a goroutine of its own and returns, once
+// Wait's watch is set, the channel its result is sent on.
+func (e *env) waitWatching(l *lease.KubernetesLease) <-chan error {
+	e.t.Helper()
+	done := waitAsync(l)
+	require.NoError(e.t, e.srv.AwaitWatchers(e.ctx(), 1))
+	return done
+}
+
+// waitAsync calls l.Wait on a goroutine of its own and returns the channel
+// its result is sent on.
 func waitAsync(l *lease.KubernetesLease) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- l.Wait(context.Background()) }()
@@ -19,11 +40,8 @@ func waitAsync(l *lease.KubernetesLease) <-chan error {
 
 func TestWaitWakesOnRelease(t *testing.T) {
 	e := newEnv(t)
-	a, b := e.realLease("pod-a"), e.realLease("pod-b")
-	require.True(t, mustAcquireMem(t, a))
-	require.False(t, mustAcquireMem(t, b))
-	done := waitAsync(b)
-	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1))
+	a, b := e.heldAndContended()
+	done := e.waitWatching(b)
 	require.NoError(t, a.Release(e.ctx()))
 	require.NoError(t, recv(t, done, "Wait after Release"))
 	assert.True(t, mustAcquireMem(t, b), "the peer acquires at once")
@@ -31,11 +49,8 @@ func TestWaitWakesOnRelease(t *testing.T) {
 
 func TestWaitReconnectsAfterDroppedStream(t *testing.T) {
 	e := newEnv(t)
-	a, b := e.realLease("pod-a"), e.realLease("pod-b")
-	require.True(t, mustAcquireMem(t, a))
-	require.False(t, mustAcquireMem(t, b))
-	done := waitAsync(b)
-	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1))
+	a, b := e.heldAndContended()
+	done := e.waitWatching(b)
 	watches := e.srv.Count("watch")
 	e.srv.DropWatches()
 	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1), "the watch is re-established")
@@ -51,9 +66,7 @@ func TestWaitReconnectsAfterDroppedStream(t *testing.T) {
 
 func TestWaitReturnsOnGone(t *testing.T) {
 	e := newEnv(t)
-	a, b := e.realLease("pod-a"), e.realLease("pod-b")
-	require.True(t, mustAcquireMem(t, a))
-	require.False(t, mustAcquireMem(t, b))
+	_, b := e.heldAndContended()
 	// Many writes later, with the log compacted, b's resourceVersion is
 	// too old: the watch answers 410 and Wait returns so the caller reads
 	// afresh (a re-list), instead of spinning.
@@ -74,8 +87,7 @@ func TestWaitReturnsAtExpiry(t *testing.T) {
 	ok, err := b.Acquire(e.ctx())
 	require.NoError(t, err)
 	require.False(t, ok)
-	done := waitAsync(b.KubernetesLease)
-	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1))
+	done := e.waitWatching(b.KubernetesLease)
 	// No event will come: Wait wakes at the computed expiry, 15s after the
 	// record was first seen unchanged. Step b's clock until it does.
 	var stepped time.Duration
