@@ -91,22 +91,7 @@ func (l *KubernetesLease) Holder(ctx context.Context) (HolderInfo, error) {
 // for long. The returned function unregisters fn and may be called more
 // than once. A nil fn is ignored. OnHolderChange implements HolderWatcher.
 func (l *KubernetesLease) OnHolderChange(fn func(holder string)) (unregister func()) {
-	if fn == nil {
-		return func() {}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.holderWatchers == nil {
-		l.holderWatchers = map[uint64]func(string){}
-	}
-	id := l.nextID
-	l.nextID++
-	l.holderWatchers[id] = fn
-	return func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		delete(l.holderWatchers, id)
-	}
+	return register(l, l.holderWatchers, fn)
 }
 
 // reportHolderLocked queues holder for the OnHolderChange handlers when it
@@ -138,10 +123,7 @@ func (l *KubernetesLease) deliverHolders() {
 		}
 		holder := l.holderNews[0]
 		l.holderNews = l.holderNews[1:]
-		fns := make([]func(string), 0, len(l.holderWatchers))
-		for _, fn := range l.holderWatchers {
-			fns = append(fns, fn)
-		}
+		fns := callbacksLocked(l.holderWatchers)
 		l.mu.Unlock()
 		for _, fn := range fns {
 			fn(holder)

@@ -128,7 +128,9 @@ func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 		path:     wire.Path(r.Namespace, r.Name),
 		handlers: map[uint64]func(error){},
 		hooks:    map[uint64]func(ctx context.Context) error{},
-		op:       make(chan struct{}, 1),
+
+		holderWatchers: map[uint64]func(string){},
+		op:             make(chan struct{}, 1),
 	}
 	l.log = r.Logger.With("lease", r.Namespace+"/"+r.Name, "owner", r.Owner)
 	return l, nil
