@@ -170,12 +170,5 @@ func (w *NamespaceWatch) watch(ctx context.Context, rv string, fn func(typ strin
 
 // pause waits d on w's clock; it reports false when ctx ends first.
 func (w *NamespaceWatch) pause(ctx context.Context, d time.Duration) bool {
-	t := w.clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C():
-		return true
-	}
+	return sleepCtx(ctx, w.clock, d)
 }

@@ -112,12 +112,5 @@ func (l *KubernetesLease) watchBackoff() *backoff.ExponentialBackOff {
 
 // pause waits d on the lease's clock; it reports false when ctx ends first.
 func (l *KubernetesLease) pause(ctx context.Context, d time.Duration) bool {
-	t := l.clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C():
-		return true
-	}
+	return sleepCtx(ctx, l.clock, d)
 }
