@@ -16,14 +16,14 @@ import (
 	"github.com/kubelease/lease/e2e/cluster"
 )
 
-// countingTransport counts the list and watch requests of the Lease
+// verbCounter counts the list and watch requests of the Lease
 // collection.
-type countingTransport struct {
+type verbCounter struct {
 	rt             http.RoundTripper
 	lists, watches atomic.Int64
 }
 
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (c *verbCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/leases") {
 		if r.URL.Query().Get("watch") == "true" {
 			c.watches.Add(1)
@@ -42,7 +42,7 @@ func TestSharedWatch(t *testing.T) {
 	const n = 20
 	prefix := leaseName(t)
 	labels := map[string]string{"kubelease.io/e2e-shard-set": randHex(4)}
-	counting := &countingTransport{rt: c.HTTPClient().Transport}
+	counting := &verbCounter{rt: c.HTTPClient().Transport}
 	wcfg := c.AdminConfig()
 	wcfg.HTTPClient = &http.Client{Transport: counting}
 	w, err := lease.NewNamespaceWatch(wcfg, cluster.Namespace, "kubelease.io/e2e-shard-set="+labels["kubelease.io/e2e-shard-set"], lease.NamespaceWatchOptions{})
