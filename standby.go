@@ -108,22 +108,23 @@ func (l *KubernetesLease) stopStandby() {
 	}
 }
 
-// refusedRetry is how long a standby whose watch was refused waits before
-// trying the watch again (its Waits poll meanwhile): a refusal can pass, as
-// when a kube-apiserver that has just started answers 403 until its RBAC
-// is loaded.
+// refusedRetry is how long a standby whose watch has been refused for a
+// RenewalInterval waits before trying the watch again (its Waits poll
+// meanwhile): a refusal can pass, as when a kube-apiserver that has just
+// started answers 403 until its RBAC is loaded.
 const refusedRetry = time.Minute
 
 // runStandby is sb's goroutine.
 func (l *KubernetesLease) runStandby(ctx context.Context, sb *standby, rv string) {
 	defer close(sb.done)
 	b := l.watchBackoff()
-	gone := 0 // 410s in a row
+	gone := 0                  // 410s in a row
+	var refusedSince time.Time // first refusal of a run of them
 	for ctx.Err() == nil {
 		err := l.watch(ctx, rv, func(typ string, obj *wire.Lease) bool {
 			rv = obj.ResourceVersion
 			b.Reset()
-			gone = 0
+			gone, refusedSince = 0, time.Time{}
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			if l.sb != sb {
@@ -170,6 +171,16 @@ func (l *KubernetesLease) runStandby(ctx context.Context, sb *standby, rv string
 				continue
 			}
 		case watchRefused(err):
+			// A refusal may pass (a kube-apiserver that has just
+			// started answers 403 until its RBAC is loaded): only
+			// refusals for a RenewalInterval make the Waits poll.
+			now := l.clock.Now()
+			if refusedSince.IsZero() {
+				refusedSince = now
+			}
+			if now.Sub(refusedSince) < l.s.RenewalInterval {
+				break
+			}
 			l.mu.Lock()
 			sb.refused = true
 			l.noteChangeLocked()
