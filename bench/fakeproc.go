@@ -40,6 +40,9 @@ func serveFake() {
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
 		srv.ResetCounts()
 	})
+	mux.HandleFunc("GET /watchers", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(srv.Watchers())
+	})
 	go func() { _ = http.Serve(ln, mux) }()
 	hello := serverHello{URL: srv.URL, CA: srv.Config().CAData, Namespace: "default", Control: "http://" + ln.Addr().String()}
 	if err := json.NewEncoder(os.Stdout).Encode(hello); err != nil {
@@ -92,6 +95,21 @@ func (f *Fake) ServerCounts() (map[string]int, bool) {
 		return nil, false
 	}
 	return m, true
+}
+
+// Watchers returns the number of watch streams open at the fake
+// (leasetest.Server.Watchers), or -1 when it cannot be read.
+func (f *Fake) Watchers() int {
+	resp, err := http.Get(f.control + "/watchers")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	n := -1
+	if json.NewDecoder(resp.Body).Decode(&n) != nil {
+		return -1
+	}
+	return n
 }
 
 // ResetServerCounts implements Backend.
