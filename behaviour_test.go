@@ -3,7 +3,6 @@ package lease_test
 import (
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/kubelease/lease"
 	"github.com/kubelease/lease/leasetest"
@@ -39,11 +38,11 @@ func TestBehaviour(t *testing.T) {
 			c := leases[holder]
 			mu.Unlock()
 			e := envFor(t)
-			c.events.waitArmed(t)
+			wait := c.events.waitArmed(t)
 			require.NoError(t, e.srv.Edit("default", "job", func(l *leasetest.Lease) {
 				l.Spec.HolderIdentity = nil // freed by a third party
 			}))
-			c.clk.Step(5 * time.Second)
+			c.clk.Step(wait)
 			c.events.wait(t, "lost")
 		},
 	})

@@ -15,6 +15,7 @@ func (l *KubernetesLease) stampAcquire(body *wire.Lease, st stamp) {
 	created := body.ResourceVersion == ""
 	prevHolder := body.Spec.Holder()
 	l.stampRenew(body, st)
+	l.addLabels(body)
 	body.Spec.AcquireTime = body.Spec.RenewTime.DeepCopy()
 	var tr int32
 	switch {

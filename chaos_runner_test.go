@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -52,31 +51,15 @@ func runnerSeeds() []uint64 {
 // bubble of its own, and returns their results.
 func runnerCampaign(t *testing.T, seeds []uint64, mod func(*runConfig)) map[uint64]runnerResult {
 	t.Helper()
-	var mu sync.Mutex
-	results := map[uint64]runnerResult{}
-	todo := make(chan uint64)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for seed := range todo {
-				rc := runnerConfig(seed)
-				if mod != nil {
-					mod(&rc)
-				}
-				var r runnerResult
-				synctest.Test(t, func(t *testing.T) { r = newRSim(t, rc).run() })
-				mu.Lock()
-				results[seed] = r
-				mu.Unlock()
-			}
-		})
-	}
-	for _, s := range seeds {
-		todo <- s
-	}
-	close(todo)
-	wg.Wait()
-	return results
+	return playSeeds(seeds, func(seed uint64) runnerResult {
+		rc := runnerConfig(seed)
+		if mod != nil {
+			mod(&rc)
+		}
+		var r runnerResult
+		synctest.Test(t, func(t *testing.T) { r = newRSim(t, rc).run() })
+		return r
+	})
 }
 
 // runnerTotals sums a campaign's figures.

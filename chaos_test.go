@@ -52,30 +52,36 @@ func scheduleConfig(seed uint64) simConfig {
 // campaign runs schedules for seeds in parallel and returns their results.
 func campaign(t *testing.T, seeds []uint64, mod func(*simConfig)) map[uint64]simResult {
 	t.Helper()
-	var mu sync.Mutex
-	results := map[uint64]simResult{}
-	work := make(chan uint64)
+	return playSeeds(seeds, func(seed uint64) simResult {
+		cfg := scheduleConfig(seed)
+		if mod != nil {
+			mod(&cfg)
+		}
+		return newSim(t, cfg).run()
+	})
+}
+
+// playSeeds plays one schedule for each seed, four at a time, and returns
+// their results by seed.
+func playSeeds[R any](seeds []uint64, play func(seed uint64) R) map[uint64]R {
+	var mu sync.Mutex // guards results
+	results := map[uint64]R{}
+	todo := make(chan uint64)
 	var wg sync.WaitGroup
 	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for seed := range work {
-				cfg := scheduleConfig(seed)
-				if mod != nil {
-					mod(&cfg)
-				}
-				r := newSim(t, cfg).run()
+		wg.Go(func() {
+			for seed := range todo {
+				r := play(seed)
 				mu.Lock()
 				results[seed] = r
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	for _, s := range seeds {
-		work <- s
+		todo <- s
 	}
-	close(work)
+	close(todo)
 	wg.Wait()
 	return results
 }

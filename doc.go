@@ -155,6 +155,18 @@
 // once when a third party deletes or takes the Lease. An Observer receives
 // metrics events; HealthCheck reports a holder whose renewals have stopped.
 //
+// # Many leases, one watch
+//
+// A process that stands by for many Leases of one namespace (a shard set, a
+// lease per tenant) can share one list+watch of them: NewNamespaceWatch
+// selects them by label, Settings.Labels puts the label on every Lease a
+// lease creates or takes over, and Settings.SharedWatch makes Wait and
+// Holder use the shared watch instead of one watch per Lease. What it
+// delivers counts for the expiry rules exactly as a lease's own reads. It
+// needs "list" and "watch" on leases in the namespace, which a Role cannot
+// restrict by resourceNames; the per-lease watch works with a Role that
+// grants "watch" only on the Lease's name.
+//
 // # Namespace
 //
 // The Lease lives in Settings.Namespace, else the Config's namespace (from the

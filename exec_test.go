@@ -2,22 +2,13 @@ package lease
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +44,21 @@ func newPlugin(t *testing.T, kv ...string) *pluginSetup {
 // leaseJSON is an answer that decodes as a Lease.
 const leaseJSON = `{"kind":"Lease","apiVersion":"coordination.k8s.io/v1","metadata":{"name":"job","namespace":"default","uid":"u","resourceVersion":"7"},"spec":{}}`
 
+// newAuthServer serves leaseJSON to every request and sends each request's
+// Authorization header to the returned channel, which buffers n of them.
+// It is closed when the test ends.
+func newAuthServer(t *testing.T, n int) (*httptest.Server, <-chan string) {
+	t.Helper()
+	auth := make(chan string, n)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth <- r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, leaseJSON)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, auth
+}
+
 // newExecLease makes a lease for cfg with a fake clock; its idle
 // connections are closed at the end of the test.
 func newExecLease(t *testing.T, cfg *Config) (*KubernetesLease, *clocktesting.FakeClock) {
@@ -67,13 +73,7 @@ func newExecLease(t *testing.T, cfg *Config) (*KubernetesLease, *clocktesting.Fa
 func TestExecToken(t *testing.T) {
 	for _, version := range []string{transport.ExecV1, transport.ExecV1beta1} {
 		t.Run(version, func(t *testing.T) {
-			auth := make(chan string, 4)
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				auth <- r.Header.Get("Authorization")
-				w.Header().Set("Content-Type", "application/json")
-				_, _ = io.WriteString(w, leaseJSON)
-			}))
-			defer srv.Close()
+			srv, auth := newAuthServer(t, 4)
 			p := newPlugin(t, "PLUGIN_TOKEN", "tok-"+version)
 			p.exec.APIVersion = version
 			l, _ := newExecLease(t, &Config{Host: srv.URL, Exec: p.exec})
@@ -148,12 +148,7 @@ func TestExecConfigInvalid(t *testing.T) {
 }
 
 func TestExecWithHTTPClient(t *testing.T) {
-	auth := make(chan string, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth <- r.Header.Get("Authorization")
-		_, _ = io.WriteString(w, leaseJSON)
-	}))
-	defer srv.Close()
+	srv, auth := newAuthServer(t, 1)
 	hc := &http.Client{Transport: &http.Transport{}}
 	defer hc.CloseIdleConnections()
 
@@ -163,8 +158,7 @@ func TestExecWithHTTPClient(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "Bearer tok", <-auth, "the plugin's token is sent with a caller's client")
 
-	pki := newTestPKI(t)
-	certFile, keyFile := pki.clientFiles(t, "client")
+	certFile, keyFile := NewTLSCA(t, "kubelease test CA").ClientFiles(t, "client")
 	p = newPlugin(t, "PLUGIN_MODE", "cert", "PLUGIN_CERT_FILE", certFile, "PLUGIN_KEY_FILE", keyFile)
 	l, _ = newExecLease(t, &Config{Host: srv.URL, HTTPClient: hc, Exec: p.exec})
 	_, err = l.get(context.Background())
@@ -172,84 +166,10 @@ func TestExecWithHTTPClient(t *testing.T) {
 	assert.Equal(t, fmt.Sprintf("lease: exec plugin %q returned a client certificate and no token: a client certificate cannot be used with Config.HTTPClient", p.exec.Command), err.Error())
 }
 
-// testPKI is a CA that issues server and client certificates.
-type testPKI struct {
-	ca    *x509.Certificate
-	caKey *ecdsa.PrivateKey
-	caPEM []byte
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "kubelease test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &testPKI{ca: ca, caKey: key, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a certificate for cn and its key, PEM-encoded.
-func (p *testPKI) issue(t *testing.T, cn string, server bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-// clientFiles writes a client certificate for cn and its key to files.
-func (p *testPKI) clientFiles(t *testing.T, cn string) (certFile, keyFile string) {
-	t.Helper()
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key")
-	p.writeClient(t, cn, certFile, keyFile)
-	return certFile, keyFile
-}
-
-func (p *testPKI) writeClient(t *testing.T, cn, certFile, keyFile string) {
-	t.Helper()
-	c, k := p.issue(t, cn, false)
-	require.NoError(t, os.WriteFile(certFile, c, 0o600))
-	require.NoError(t, os.WriteFile(keyFile, k, 0o600))
-}
-
 func TestExecClientCertificate(t *testing.T) {
-	pki := newTestPKI(t)
-	serverCert, serverKey := pki.issue(t, "api", true)
-	pair, err := tls.X509KeyPair(serverCert, serverKey)
-	require.NoError(t, err)
+	ca := NewTLSCA(t, "kubelease test CA")
 	pool := x509.NewCertPool()
-	pool.AddCert(pki.ca)
+	pool.AddCert(ca.Cert)
 	peers := make(chan string, 8)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		peers <- r.TLS.PeerCertificates[0].Subject.CommonName
@@ -257,23 +177,23 @@ func TestExecClientCertificate(t *testing.T) {
 		_, _ = io.WriteString(w, leaseJSON)
 	}))
 	srv.EnableHTTP2 = true
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Localhost(t)}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	defer srv.Close()
 
-	certFile, keyFile := pki.clientFiles(t, "client-1")
+	certFile, keyFile := ca.ClientFiles(t, "client-1")
 	p := newPlugin(t, "PLUGIN_MODE", "cert", "PLUGIN_CERT_FILE", certFile, "PLUGIN_KEY_FILE", keyFile,
 		"PLUGIN_EXPIRES_AT", execStart.Add(time.Hour).Format(time.RFC3339))
-	l, clk := newExecLease(t, &Config{Host: srv.URL, CAData: pki.caPEM, Exec: p.exec})
+	l, clk := newExecLease(t, &Config{Host: srv.URL, CAData: ca.PEM, Exec: p.exec})
 
-	_, err = l.get(context.Background())
+	_, err := l.get(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "client-1", <-peers)
 
 	// The plugin would now hand out another certificate, but the answer
 	// is cached until its expiry.
-	pki.writeClient(t, "client-2", certFile, keyFile)
+	ca.WriteClient(t, "client-2", certFile, keyFile)
 	_, err = l.get(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, "client-1", <-peers)
@@ -288,7 +208,7 @@ func TestExecClientCertificate(t *testing.T) {
 	assert.Equal(t, 2, p.Runs(t))
 
 	// Without the plugin's certificate the server refuses the handshake.
-	l2, _ := newExecLease(t, &Config{Host: srv.URL, CAData: pki.caPEM})
+	l2, _ := newExecLease(t, &Config{Host: srv.URL, CAData: ca.PEM})
 	_, err = l2.get(context.Background())
 	require.Error(t, err)
 }

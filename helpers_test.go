@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/kubelease/lease"
+	"github.com/kubelease/lease/internal/wire"
 	"github.com/kubelease/lease/leasetest"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -154,42 +156,125 @@ func (c *contender) acquire(t *testing.T) lease.Token {
 // renewOnce steps c's clock to its next renewal and waits for it to succeed.
 func (c *contender) renewOnce(t *testing.T) {
 	t.Helper()
-	c.events.waitArmed(t)
-	c.clk.Step(5 * time.Second)
+	c.clk.Step(c.events.waitArmed(t))
 	c.events.wait(t, "renewed")
 }
 
 // waitArmed drains the events seen so far and returns once the renewal
-// timer of the latest tenure is set, so that stepping the clock renews it.
-func (ev *events) waitArmed(t *testing.T) {
+// timer of the latest tenure is set, with the wait it was set for: stepping
+// the clock by that much, from the instant it was set, renews. (The wait is
+// RenewalInterval ± 10 %, never exactly RenewalInterval.)
+func (ev *events) waitArmed(t *testing.T) time.Duration {
 	t.Helper()
-	armed := false
+	var wait time.Duration // of the latest renewal timer; 0: none set
+	see := func(name string) {
+		switch {
+		case name == "acquired":
+			wait = 0
+		case strings.HasPrefix(name, "renew-wait "):
+			d, err := time.ParseDuration(strings.TrimPrefix(name, "renew-wait "))
+			require.NoError(t, err, "event %q", name)
+			wait = d
+		}
+	}
 	deadline := time.After(waitFor)
 	for {
 		select {
 		case name := <-ev.ch:
-			switch {
-			case name == "acquired":
-				armed = false
-			case strings.HasPrefix(name, "renew-wait"):
-				armed = true
-			}
+			see(name)
 			continue
 		default:
 		}
-		if armed {
-			return
+		if wait > 0 {
+			return wait
 		}
 		select {
 		case name := <-ev.ch:
-			switch {
-			case name == "acquired":
-				armed = false
-			case strings.HasPrefix(name, "renew-wait"):
-				armed = true
-			}
+			see(name)
 		case <-deadline:
 			t.Fatalf("renewal timer not set within %v", waitFor)
 		}
 	}
+}
+
+// holdRenewal makes the server hold c's renewal PUTs with f (a Hang or a
+// Gate fault on "update"), steps c's clock to its next renewal and returns
+// once that PUT has arrived, with the wait it stepped.
+func (e *env) holdRenewal(c *contender, f leasetest.Fault) time.Duration {
+	e.t.Helper()
+	e.srv.InjectFault(f)
+	wait := c.events.waitArmed(e.t)
+	arrived := e.srv.Received()
+	c.clk.Step(wait)
+	require.NoError(e.t, e.srv.AwaitReceived(e.ctx(), arrived+1))
+	return wait
+}
+
+// acquireAsync calls l.Acquire on a goroutine of its own and returns the
+// channel its error is sent on.
+func acquireAsync(l lease.Lease) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := l.Acquire(context.Background())
+		errc <- err
+	}()
+	return errc
+}
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }
+
+// putRecord stores a Lease "job" in "default" as a third party would.
+func (e *env) putRecord(holder string, renew time.Time, dur, transitions int32) *wire.Lease {
+	e.t.Helper()
+	obj := &wire.Lease{}
+	obj.Name, obj.Namespace = "job", "default"
+	if holder != "" {
+		obj.Spec.HolderIdentity = ptr(holder)
+	}
+	if dur != 0 {
+		obj.Spec.LeaseDurationSeconds = ptr(dur)
+	}
+	if !renew.IsZero() {
+		obj.Spec.RenewTime = &metav1.MicroTime{Time: renew}
+		obj.Spec.AcquireTime = &metav1.MicroTime{Time: renew}
+	}
+	obj.Spec.LeaseTransitions = ptr(transitions)
+	require.NoError(e.t, e.srv.Put(obj))
+	got, ok := e.srv.Get("default", "job")
+	require.True(e.t, ok)
+	return got
+}
+
+// record returns the Lease "job" as the server stores it.
+func (e *env) record() *wire.Lease {
+	e.t.Helper()
+	got, ok := e.srv.Get("default", "job")
+	require.True(e.t, ok, "lease job is absent")
+	return got
+}
+
+// nonZero is m without its zero counts.
+func nonZero(m map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// realLease is a KubernetesLease on the real clock, for watch tests whose
+// waits are bounded by channels.
+func (e *env) realLease(owner string, mods ...func(*lease.Settings)) *lease.KubernetesLease {
+	e.t.Helper()
+	s := lease.Settings{Name: "job", Owner: owner, Config: e.srv.Config(), TTL: 15 * time.Second}
+	for _, m := range mods {
+		m(&s)
+	}
+	l, err := lease.NewKubernetesLease(s)
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { _ = l.Release(context.Background()) })
+	return l
 }

@@ -80,6 +80,11 @@ func (r *runner) hold(ctx context.Context, tok Token) holdOutcome {
 	}()
 
 	returned := r.watchTenure(wctx, cancel, tok, w)
+	if returned && wctx.Err() != nil {
+		// Work returned, but its tenure had ended (or ctx) by then too:
+		// it returned because it was cancelled, not by itself.
+		returned = false
+	}
 	reason := context.Cause(wctx)
 	if returned {
 		reason = nil

@@ -38,14 +38,16 @@ type HolderInfo struct {
 }
 
 // Holder returns who holds the Lease, as the standby watch last saw it
-// when one is open, else after one GET. It never creates or writes the
-// Lease, and needs only "get" on it (and "watch" for the standby watch).
-// The GET also counts as an observation for the expiry rules.
+// when one is open, else as Settings.SharedWatch has it when that is
+// running and has the Lease, else after one GET. It never creates or
+// writes the Lease, and needs only "get" on it ("watch" for the standby
+// watch; "list" and "watch" for a SharedWatch). The GET also counts as an
+// observation for the expiry rules.
 func (l *KubernetesLease) Holder(ctx context.Context) (HolderInfo, error) {
 	l.mu.Lock()
 	live := l.sb != nil && l.sb.live && l.seen != nil
 	l.mu.Unlock()
-	if !live {
+	if !live && !l.viewShared() {
 		obj, err := l.read(ctx, l.s.TTL-margin(l.s.TTL))
 		if err != nil {
 			return HolderInfo{}, err
@@ -89,22 +91,7 @@ func (l *KubernetesLease) Holder(ctx context.Context) (HolderInfo, error) {
 // for long. The returned function unregisters fn and may be called more
 // than once. A nil fn is ignored. OnHolderChange implements HolderWatcher.
 func (l *KubernetesLease) OnHolderChange(fn func(holder string)) (unregister func()) {
-	if fn == nil {
-		return func() {}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.holderWatchers == nil {
-		l.holderWatchers = map[uint64]func(string){}
-	}
-	id := l.nextID
-	l.nextID++
-	l.holderWatchers[id] = fn
-	return func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		delete(l.holderWatchers, id)
-	}
+	return register(l, l.holderWatchers, fn)
 }
 
 // reportHolderLocked queues holder for the OnHolderChange handlers when it
@@ -136,10 +123,7 @@ func (l *KubernetesLease) deliverHolders() {
 		}
 		holder := l.holderNews[0]
 		l.holderNews = l.holderNews[1:]
-		fns := make([]func(string), 0, len(l.holderWatchers))
-		for _, fn := range l.holderWatchers {
-			fns = append(fns, fn)
-		}
+		fns := callbacksLocked(l.holderWatchers)
 		l.mu.Unlock()
 		for _, fn := range fns {
 			fn(holder)

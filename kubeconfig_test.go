@@ -3,10 +3,7 @@ package lease
 import (
 	"context"
 	"encoding/base64"
-	"io"
 	"io/fs"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -158,12 +155,7 @@ contexts: [{name: ctx, context: {cluster: c, user: u, namespace: team-a}}]
 // the working directory.
 func TestLoadKubeconfigExecRuns(t *testing.T) {
 	plugin := exectest.PluginPath(t)
-	auth := make(chan string, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth <- r.Header.Get("Authorization")
-		_, _ = io.WriteString(w, leaseJSON)
-	}))
-	defer srv.Close()
+	srv, auth := newAuthServer(t, 1)
 	dir := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o700))
 	require.NoError(t, os.Symlink(plugin, filepath.Join(dir, "bin", "get-token")))

@@ -66,6 +66,9 @@ type KubernetesLease struct {
 	reported       bool // lastHolder is set
 	// watchRefusedLogged is set once the refusal of a watch was logged.
 	watchRefusedLogged bool
+	// sharedMissLogged is set once it was logged that Settings.SharedWatch
+	// cannot see the Lease (not under mu: it is logged outside).
+	sharedMissLogged atomic.Bool
 	// cancelAcquire cancels the Acquire in flight, if any, so that Release
 	// does not wait behind it.
 	cancelAcquire context.CancelFunc
@@ -125,7 +128,9 @@ func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 		path:     wire.Path(r.Namespace, r.Name),
 		handlers: map[uint64]func(error){},
 		hooks:    map[uint64]func(ctx context.Context) error{},
-		op:       make(chan struct{}, 1),
+
+		holderWatchers: map[uint64]func(string){},
+		op:             make(chan struct{}, 1),
 	}
 	l.log = r.Logger.With("lease", r.Namespace+"/"+r.Name, "owner", r.Owner)
 	return l, nil

@@ -94,9 +94,9 @@ func TestReleaseAfterConflictLossDeletesNothing(t *testing.T) {
 	e := newEnv(t)
 	a := e.newLease("pod-a")
 	a.acquire(t)
-	a.events.waitArmed(t)
+	wait := a.events.waitArmed(t)
 	require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) { l.Spec.HolderIdentity = ptr("pod-c") }))
-	a.clk.Step(5 * time.Second)
+	a.clk.Step(wait)
 	a.lost.wait(t)
 	deletes := e.srv.Count("delete")
 	require.NoError(t, a.Release(e.ctx()))
@@ -107,11 +107,7 @@ func TestReleaseCancelsInFlightRenewal(t *testing.T) {
 	e := newEnv(t)
 	a := e.newLease("pod-a")
 	a.acquire(t)
-	e.srv.InjectFault(leasetest.Fault{Verb: "update", Hang: true})
-	a.events.waitArmed(t)
-	arrived := e.srv.Received()
-	a.clk.Step(5 * time.Second)
-	require.NoError(t, e.srv.AwaitReceived(e.ctx(), arrived+1))
+	e.holdRenewal(a, leasetest.Fault{Verb: "update", Hang: true})
 	require.NoError(t, a.Release(e.ctx()), "Release does not wait for the hung renewal's timeout")
 	assert.False(t, a.CheckAlive())
 	assert.Equal(t, 0, a.lost.count())
@@ -143,77 +139,13 @@ func TestReleaseBoundedWhenContextCancelled(t *testing.T) {
 	}
 }
 
-func TestTokensIncreaseAcrossCycles(t *testing.T) {
+func TestReleaseCancelsAcquireInFlight(t *testing.T) {
 	e := newEnv(t)
-	a := e.newLease("pod-a")
+	e.srv.InjectFault(leasetest.Fault{Verb: "get", Hang: true})
 	b := e.newLease("pod-b")
-	var prev lease.Token
-	for i := range 6 {
-		c := a
-		if i%2 == 1 {
-			c = b
-		}
-		tok := c.acquire(t)
-		if i > 0 {
-			cmp, err := tok.Compare(prev)
-			require.NoError(t, err)
-			assert.Equal(t, 1, cmp, "cycle %d: got %v after %v, want larger", i, tok, prev)
-		}
-		prev = tok
-		switch i % 3 {
-		case 0:
-			require.NoError(t, c.Release(e.ctx()))
-		case 1: // re-created by a third party after a delete
-			require.NoError(t, c.Release(e.ctx()))
-			e.putRecord("", epoch, 15, 0)
-		case 2: // freed by a third party
-			require.NoError(t, c.Release(e.ctx()))
-			e.putRecord("", epoch, 15, 3)
-		}
-	}
-}
-
-func TestOnLostRegistration(t *testing.T) {
-	e := newEnv(t)
-	a := e.newLease("pod-a")
-	calls := make(chan error, 8)
-	unregister := a.OnLost(func(err error) { calls <- err })
-	extra := a.OnLost(func(error) { t.Error("unregistered handler called") })
-	extra()
-	extra() // idempotent
-
-	for range 2 { // handlers stay registered across tenures
-		a.acquire(t)
-		lease.StepWall(a.KubernetesLease, time.Minute)
-		require.False(t, a.CheckAlive())
-		select {
-		case err := <-calls:
-			assert.ErrorIs(t, err, lease.ErrLost)
-		case <-time.After(waitFor):
-			t.Fatal("handler not called")
-		}
-		a.lost.wait(t)
-		require.NoError(t, a.Release(e.ctx()))
-	}
-	unregister()
-	a.acquire(t)
-	lease.StepWall(a.KubernetesLease, time.Minute)
-	require.False(t, a.CheckAlive())
-	a.lost.wait(t) // the test's own handler still runs
-	assert.Len(t, calls, 0, "unregistered handler must not run")
-}
-
-func TestSlowOnLostHandlerDoesNotBlock(t *testing.T) {
-	e := newEnv(t)
-	a := e.newLease("pod-a")
-	block := make(chan struct{})
-	a.OnLost(func(error) { <-block })
-	a.acquire(t)
-	lease.StepWall(a.KubernetesLease, time.Minute)
-	require.False(t, a.CheckAlive())
-	a.lost.wait(t)
-	require.NoError(t, a.Release(e.ctx()))
-	lease.StepWall(a.KubernetesLease, -time.Minute)
-	a.acquire(t) // not delayed by the blocked handler
-	close(block)
+	errc := acquireAsync(b)
+	require.NoError(t, e.srv.AwaitReceived(e.ctx(), 1))
+	require.NoError(t, b.Release(e.ctx()), "Release does not wait behind the hung Acquire")
+	assert.ErrorIs(t, <-errc, context.Canceled)
+	assert.False(t, b.CheckAlive())
 }

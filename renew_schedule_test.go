@@ -176,3 +176,44 @@ func TestRenewalScheduleUnderHang(t *testing.T) {
 		}
 	}
 }
+
+func TestRenewalIntervalHasJitter(t *testing.T) {
+	t.Cleanup(lease.SeedJitter(3))
+	e := newEnv(t)
+	a := e.newLease("pod-a")
+	a.acquire(t)
+	seen := map[time.Duration]bool{}
+	above := 0
+	for range 16 {
+		name := a.events.wait(t, "renew-wait")
+		wait, err := time.ParseDuration(strings.TrimPrefix(name, "renew-wait "))
+		require.NoError(t, err, name)
+		assert.GreaterOrEqual(t, wait, 4500*time.Millisecond, "wait: got %v, want at most 10 %% early", wait)
+		assert.LessOrEqual(t, wait, 5500*time.Millisecond, "wait: got %v, want at most 10 %% late", wait)
+		if wait > 5*time.Second {
+			above++
+		}
+		seen[wait] = true
+		a.clk.Step(wait)
+		a.events.wait(t, "renewed")
+	}
+	assert.Greater(t, len(seen), 1, "the waits vary")
+	assert.Positive(t, above, "waits above RenewalInterval: got none, want some (jitter around it)")
+}
+
+func TestRenewalIntervalNearTTLStillRenews(t *testing.T) {
+	e := newEnv(t)
+	a := e.newLease("pod-a", func(s *lease.Settings) { s.RenewalInterval = s.TTL - time.Millisecond })
+	a.acquire(t)
+	for range 3 {
+		name := a.events.wait(t, "renew-wait")
+		wait, err := time.ParseDuration(strings.TrimPrefix(name, "renew-wait "))
+		require.NoError(t, err, name)
+		// Room for one attempt (min(10s, interval)) is left before the deadline.
+		assert.LessOrEqual(t, wait, 15*time.Second-lease.Margin(15*time.Second)-10*time.Second)
+		a.clk.Step(wait)
+		a.events.wait(t, "renewed")
+	}
+	assert.True(t, a.CheckAlive())
+	assert.Equal(t, 0, a.lost.count())
+}

@@ -26,15 +26,6 @@ func SeedJitter(seed uint64) (restore func()) {
 	}
 }
 
-// The other tests of this package were written when each wait between
-// renewals was RenewalInterval minus up to 10 %: many step a fake clock by
-// exactly RenewalInterval and expect a renewal. Until they step to the
-// armed timer instead, this test binary draws the jitter from [0, 0.5),
-// which keeps every wait between renewals in [0.9, 1)·RenewalInterval as
-// before (and retry waits in the lower half of their range). The tests of
-// the schedule itself use SeedJitter, which gives the production range.
-func init() { jitterSeam.f = func() float64 { return rand.Float64() / 2 } }
-
 // RenewWait is the wait between renewals for jitter u in [0, 1).
 func RenewWait(interval time.Duration, u float64) time.Duration { return renewWait(interval, u) }
 

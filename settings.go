@@ -3,6 +3,7 @@ package lease
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -87,6 +88,18 @@ type Settings struct {
 
 	// Observer receives metrics events (held, renewals, losses). nil: none.
 	Observer Observer
+
+	// Labels are put on the Lease by every acquiring write (a create or a
+	// takeover) that finds them missing; labels already on the Lease,
+	// whoever wrote them, are never changed or removed, and renewals keep
+	// them all. Keys and values must be valid Kubernetes label keys and
+	// values. They let a NamespaceWatch select the Leases it shares.
+	Labels map[string]string
+
+	// SharedWatch, when set, is the NamespaceWatch that Wait and Holder
+	// use instead of a watch of this lease's own. It must watch the
+	// Lease's namespace, and its label selector must match Labels.
+	SharedWatch *NamespaceWatch
 }
 
 // Validate reports every invalid field of s, naming the field and its
@@ -136,6 +149,7 @@ func (s Settings) Validate() error {
 	} else if s.Config.Host == "" {
 		bad("Config.Host is empty")
 	}
+	problems = append(problems, s.sharedProblems()...)
 	if len(problems) == 0 {
 		return nil
 	}
@@ -187,6 +201,7 @@ func (s Settings) withDefaults() resolved {
 	if s.Namespace == "" {
 		s.Namespace = "default"
 	}
+	s.Labels = maps.Clone(s.Labels)
 	return resolved{Settings: s}
 }
 

@@ -244,22 +244,6 @@ func awaitWaiters(t *testing.T, clk *clocktesting.FakeClock, n int) {
 	}
 }
 
-// Item 6: a nil OnLost handler is ignored, as MemoryLease does.
-func TestOnLostNilIgnored(t *testing.T) {
-	e := newEnv(t)
-	a := e.newLease("a")
-	unregister := a.OnLost(nil)
-	require.NotNil(t, unregister)
-	defer unregister()
-	defer unregister() // idempotent
-	a.acquire(t)
-	a.events.waitArmed(t)
-	require.NoError(t, e.srv.Delete("default", "job"))
-	a.clk.Step(5 * time.Second)
-	le := a.lost.wait(t) // the process is still alive to see it
-	assert.Equal(t, lease.LostDeleted, le.Reason)
-}
-
 // Item 9: LastSeenHolder reports ourselves on the holder, also after renewals.
 func TestLastSeenHolderOnHolder(t *testing.T) {
 	e := newEnv(t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/kubelease/lease/internal/wire"
 )
@@ -14,10 +15,14 @@ import (
 // (bookmarks on), reads the Lease afresh on a 410 and resumes from there,
 // and reconnects with backoff after a broken stream. Wait starts it; it
 // stops when a tenure starts, on Release, and one TTL after the last Wait
-// returned without another starting.
+// returned without another starting. With Settings.SharedWatch it is a
+// subscription to that NamespaceWatch instead, with no goroutine of its own.
 type standby struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when its goroutine has returned
+	// shared is the NamespaceWatch (Settings.SharedWatch) this standby
+	// listens to instead of a watch of its own; nil for its own.
+	shared *NamespaceWatch
 
 	// Guarded by the lease's mu.
 	waiters int           // Waits in progress
@@ -27,14 +32,21 @@ type standby struct {
 }
 
 // joinStandbyLocked makes the caller a waiter on the standby watch,
-// starting one from resourceVersion rv when none runs.
+// starting one when none runs: on Settings.SharedWatch when it can see the
+// record seen last, else one of its own from resourceVersion rv.
 func (l *KubernetesLease) joinStandbyLocked(rv string) *standby {
 	sb := l.sb
+	if sb != nil && l.sharedMissesLocked(sb) {
+		l.detachStandbyLocked()
+		sb = nil
+	}
 	if sb == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		sb = &standby{cancel: cancel, done: make(chan struct{})}
+		if sb = l.shareLocked(); sb == nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			sb = &standby{cancel: cancel, done: make(chan struct{})}
+			go l.runStandby(ctx, sb, rv)
+		}
 		l.sb = sb
-		go l.runStandby(ctx, sb, rv)
 	}
 	sb.waiters++
 	if sb.idle != nil {
@@ -96,20 +108,33 @@ func (l *KubernetesLease) stopStandby() {
 	}
 }
 
+// refusedRetry is how long a standby whose watch has been refused for a
+// RenewalInterval waits before trying the watch again (its Waits poll
+// meanwhile): a refusal can pass, as when a kube-apiserver that has just
+// started answers 403 until its RBAC is loaded.
+const refusedRetry = time.Minute
+
 // runStandby is sb's goroutine.
 func (l *KubernetesLease) runStandby(ctx context.Context, sb *standby, rv string) {
 	defer close(sb.done)
 	b := l.watchBackoff()
+	gone := 0                  // 410s in a row
+	var refusedSince time.Time // first refusal of a run of them
 	for ctx.Err() == nil {
 		err := l.watch(ctx, rv, func(typ string, obj *wire.Lease) bool {
 			rv = obj.ResourceVersion
 			b.Reset()
+			gone, refusedSince = 0, time.Time{}
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			if l.sb != sb {
 				return false
 			}
 			sb.live = true
+			if sb.refused { // the watch is served again: Waits stop polling
+				sb.refused = false
+				l.noteChangeLocked()
+			}
 			switch typ {
 			case "BOOKMARK":
 			case "DELETED":
@@ -127,21 +152,35 @@ func (l *KubernetesLease) runStandby(ctx context.Context, sb *standby, rv string
 		l.mu.Unlock()
 		switch {
 		case errors.Is(err, errWatchGone):
-			// Compacted past rv: read afresh and resume from there.
+			// Compacted past rv, or a restarted server that no longer
+			// serves it: read afresh, then watch from now (no
+			// resourceVersion: the server first sends the current
+			// object). Only the first 410 in a row goes straight on; a
+			// server that keeps answering 410 gets the backoff.
 			obj, gerr := l.read(ctx, l.s.TTL-margin(l.s.TTL))
-			if gerr == nil {
-				l.mu.Lock()
-				if l.sb == sb {
-					l.observeLocked(obj, l.now())
-				}
-				l.mu.Unlock()
-				rv = ""
-				if obj != nil {
-					rv = obj.ResourceVersion
-				}
+			if gerr != nil {
+				break
+			}
+			l.mu.Lock()
+			if l.sb == sb {
+				l.observeLocked(obj, l.now())
+			}
+			l.mu.Unlock()
+			rv = ""
+			if gone++; gone == 1 {
 				continue
 			}
 		case watchRefused(err):
+			// A refusal may pass (a kube-apiserver that has just
+			// started answers 403 until its RBAC is loaded): only
+			// refusals for a RenewalInterval make the Waits poll.
+			now := l.clock.Now()
+			if refusedSince.IsZero() {
+				refusedSince = now
+			}
+			if now.Sub(refusedSince) < l.s.RenewalInterval {
+				break
+			}
 			l.mu.Lock()
 			sb.refused = true
 			l.noteChangeLocked()
@@ -149,10 +188,13 @@ func (l *KubernetesLease) runStandby(ctx context.Context, sb *standby, rv string
 			l.watchRefusedLogged = true
 			l.mu.Unlock()
 			if logIt {
-				l.log.Warn("kubelease: the API server refused to watch the Lease; contenders poll every RenewalInterval instead (grant watch on leases)",
+				l.log.Warn("kubelease: the API server refused to watch the Lease; contenders poll every RenewalInterval instead, and try the watch again every minute (grant watch on leases)",
 					"err", err, "every", l.s.RenewalInterval)
 			}
-			return
+			if !l.pause(ctx, refusedRetry) {
+				return
+			}
+			continue
 		}
 		if !l.pause(ctx, b.NextBackOff()) {
 			return

@@ -40,3 +40,15 @@ type deadlineKey struct{}
 
 // errTimeout is the cause of a request or operation that ran out of time.
 var errTimeout = fmt.Errorf("lease: timed out: %w", context.DeadlineExceeded)
+
+// sleepCtx waits d on clk; it reports false when ctx ends first.
+func sleepCtx(ctx context.Context, clk clock.Clock, d time.Duration) bool {
+	t := clk.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C():
+		return true
+	}
+}

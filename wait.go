@@ -18,9 +18,14 @@ import (
 // TTL after the last Wait returned (or when this instance acquires, or on
 // Release). A standby therefore costs about one request for each stream
 // the server ends (kube-apiserver ends a watch after 30–60 minutes). When
-// the server refuses to watch (no "watch" permission, a proxy that does not
-// serve it), which is logged once, Wait returns every RenewalInterval
-// instead, so that the caller polls with Acquire.
+// the server keeps refusing to watch for a RenewalInterval (no "watch"
+// permission, a proxy that does not serve it), which is logged once, Wait
+// returns every RenewalInterval instead, so that the caller polls with
+// Acquire, and the watch is tried again every minute.
+//
+// With Settings.SharedWatch, Wait listens to that NamespaceWatch instead of
+// opening a watch of its own, unless the record it saw last is not one the
+// NamespaceWatch selects (logged once): then it watches the Lease alone.
 //
 // Wait implements Waker.
 func (l *KubernetesLease) Wait(ctx context.Context) error {
@@ -34,6 +39,7 @@ func (l *KubernetesLease) Wait(ctx context.Context) error {
 	if l.mayTakeOver(obj) {
 		return ctx.Err()
 	}
+	l.noteSharedMiss(obj)
 	l.mu.Lock()
 	sb := l.joinStandbyLocked(obj.ResourceVersion)
 	l.mu.Unlock()

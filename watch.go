@@ -29,22 +29,45 @@ var errWatchGone = errors.New("lease: watch: resourceVersion too old (410)")
 // fn returns false, ctx ends, or the stream ends. It returns nil when fn
 // stopped it, errWatchGone for a 410, and the stream's error otherwise.
 func (l *KubernetesLease) watch(ctx context.Context, rv string, fn func(typ string, obj *wire.Lease) bool) error {
+	body, err := openWatch(ctx, l.rest, l.s.Namespace, rv, url.Values{"fieldSelector": {"metadata.name=" + l.s.Name}})
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	return readWatch(ctx, body, func(typ string, obj *wire.Lease) bool {
+		if typ != "BOOKMARK" && obj.Name != l.s.Name {
+			return true
+		}
+		return fn(typ, obj)
+	})
+}
+
+// openWatch opens a watch of the Leases of namespace ns from resourceVersion
+// rv ("": from now, with the current state first), bookmarks on, with the
+// given selectors. A 410 answer is errWatchGone.
+func openWatch(ctx context.Context, rest *restClient, ns, rv string, selectors url.Values) (io.ReadCloser, error) {
 	q := url.Values{}
+	for k, v := range selectors {
+		q[k] = v
+	}
 	q.Set("watch", "true")
-	q.Set("fieldSelector", "metadata.name="+l.s.Name)
 	q.Set("allowWatchBookmarks", "true")
 	if rv != "" {
 		q.Set("resourceVersion", rv)
 	}
-	body, err := l.rest.stream(ctx, wire.Path(l.s.Namespace, "")+"?"+q.Encode())
-	if err != nil {
-		var e *APIError
-		if errors.As(err, &e) && e.StatusCode == http.StatusGone {
-			return errWatchGone
-		}
-		return err
+	body, err := rest.stream(ctx, wire.Path(ns, "")+"?"+q.Encode())
+	var e *APIError
+	if errors.As(err, &e) && e.StatusCode == http.StatusGone {
+		return nil, errWatchGone
 	}
-	defer body.Close()
+	return body, err
+}
+
+// readWatch decodes a watch stream and hands each ADDED, MODIFIED, DELETED
+// or BOOKMARK event to fn until fn returns false (nil), ctx ends (its
+// cause), the stream ends (io.EOF), or an ERROR event or undecodable data
+// comes (errWatchGone for a 410, else an error matching ErrBadResponse).
+func readWatch(ctx context.Context, body io.Reader, fn func(typ string, obj *wire.Lease) bool) error {
 	dec := json.NewDecoder(io.LimitReader(body, 1<<30))
 	for {
 		var ev watchEvent
@@ -69,9 +92,6 @@ func (l *KubernetesLease) watch(ctx context.Context, rv string, fn func(typ stri
 			if err := json.Unmarshal(ev.Object, &obj); err != nil {
 				return fmt.Errorf("%w: watch event object: %v", ErrBadResponse, err)
 			}
-			if ev.Type != "BOOKMARK" && obj.Name != l.s.Name {
-				continue
-			}
 			if !fn(ev.Type, &obj) {
 				return nil
 			}
@@ -92,12 +112,5 @@ func (l *KubernetesLease) watchBackoff() *backoff.ExponentialBackOff {
 
 // pause waits d on the lease's clock; it reports false when ctx ends first.
 func (l *KubernetesLease) pause(ctx context.Context, d time.Duration) bool {
-	t := l.clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C():
-		return true
-	}
+	return sleepCtx(ctx, l.clock, d)
 }

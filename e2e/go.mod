@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/kubelease/lease v0.0.0
 	go.etcd.io/etcd/server/v3 v3.7.0
+	sigs.k8s.io/yaml v1.6.0
 )
 
 require (
@@ -154,7 +155,6 @@ require (
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
-	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
 replace github.com/kubelease/lease => ../

@@ -147,14 +147,7 @@ func TestServerFaultHangReleasedByUnhang(t *testing.T) {
 	s.InjectFault(Fault{Verb: "get", Hang: true, Times: 2})
 	codes := make(chan int, 2)
 	for range 2 {
-		go func() {
-			r, err := c.do(testCtx(t), http.MethodGet, wire.Path("default", "x"), nil)
-			if err != nil {
-				codes <- -1
-				return
-			}
-			codes <- r.code
-		}()
+		c.getAsync(t, codes)
 	}
 	require.NoError(t, s.AwaitReceived(testCtx(t), 2))
 	s.Unhang()
@@ -232,14 +225,7 @@ func TestServerPauseResume(t *testing.T) {
 	s.Pause()
 	s.Pause() // idempotent
 	codes := make(chan int, 1)
-	go func() {
-		r, err := c.do(testCtx(t), http.MethodGet, wire.Path("default", "x"), nil)
-		if err != nil {
-			codes <- -1
-			return
-		}
-		codes <- r.code
-	}()
+	c.getAsync(t, codes)
 	require.NoError(t, s.AwaitReceived(testCtx(t), 1))
 	assert.Empty(t, s.Requests())
 	s.Resume()
@@ -256,4 +242,17 @@ func TestServerAuthAfterFaults(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, c.must(http.MethodGet, wire.Path("default", "x"), nil).code)
 	assert.Equal(t, http.StatusUnauthorized, c.must(http.MethodGet, wire.Path("default", "x"), nil).code)
 	assert.Equal(t, 2, s.Count("get"), "unauthorized and faulted requests count")
+}
+
+// getAsync GETs Lease default/x on a goroutine of its own and sends the
+// answer's status code to codes, or -1 if the request failed.
+func (c *testClient) getAsync(t *testing.T, codes chan<- int) {
+	go func() {
+		r, err := c.do(testCtx(t), http.MethodGet, wire.Path("default", "x"), nil)
+		if err != nil {
+			codes <- -1
+			return
+		}
+		codes <- r.code
+	}()
 }

@@ -5,9 +5,13 @@
 //
 // Users known to the server (static token file):
 //
-//	AdminToken    "admin"   system:masters
-//	LimitedToken  "limited" Role lease-no-delete in "default": get, list, watch, create, update, patch on leases (no delete)
-//	NoLeaseToken  "nolease" no permissions
+//	AdminToken          "admin"          system:masters
+//	LimitedToken        "limited"        Role lease-no-delete in "default": get, list, watch, create, update, patch on leases (no delete)
+//	NoLeaseToken        "nolease"        no permissions
+//	ByNameToken         "byname"         Role lease-by-name in "default", the shape of examples/deploy/rbac.yaml:
+//	                                     create on leases; get, update, delete, watch only on the Lease ByNameLease
+//	ByNameNoWatchToken  "byname-nowatch" Role lease-by-name-no-watch: create; get, update, delete (no watch)
+//	                                     only on the Lease ByNameNoWatchLease
 package cluster
 
 import (
@@ -42,7 +46,46 @@ const (
 	AdminToken   = "admin-token"
 	LimitedToken = "limited-token"
 	NoLeaseToken = "nolease-token"
+	// ByNameToken's Role has the shape of examples/deploy/rbac.yaml
+	// (ByNameRules(ByNameLease, true)).
+	ByNameToken = "byname-token"
+	// ByNameNoWatchToken's Role is the same without watch
+	// (ByNameRules(ByNameNoWatchLease, false)).
+	ByNameNoWatchToken = "byname-nowatch-token"
 )
+
+// The only Leases, besides creating any, that the resourceNames-restricted
+// users may touch.
+const (
+	ByNameLease        = "e2e-by-name"
+	ByNameNoWatchLease = "e2e-by-name-nowatch"
+)
+
+// PolicyRule is an RBAC rule as it appears in a Role (JSON field names as in
+// rbac.authorization.k8s.io/v1).
+type PolicyRule struct {
+	APIGroups     []string `json:"apiGroups"`
+	Resources     []string `json:"resources"`
+	ResourceNames []string `json:"resourceNames,omitempty"`
+	Verbs         []string `json:"verbs"`
+}
+
+// ByNameRules are the rules of examples/deploy/rbac.yaml's Role for the
+// Lease name: create on any Lease (create cannot be restricted by
+// resourceNames), and get, update, delete (and, with watch, watch) only on
+// name. kube-apiserver authorizes a watch whose fieldSelector is
+// metadata.name=<name> as a watch of that name, so the rule covers the
+// library's standby watch.
+func ByNameRules(name string, watch bool) []PolicyRule {
+	verbs := []string{"get", "update", "delete"}
+	if watch {
+		verbs = append(verbs, "watch")
+	}
+	return []PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{name}, Verbs: verbs},
+	}
+}
 
 // Namespace is where the limited user's Role applies.
 const Namespace = "default"
@@ -159,7 +202,9 @@ func (c *Cluster) writeFiles() error {
 		"sa.pub": pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
 		"tokens.csv": []byte(AdminToken + ",admin,uid-admin,system:masters\n" +
 			LimitedToken + ",limited,uid-limited\n" +
-			NoLeaseToken + ",nolease,uid-nolease\n"),
+			NoLeaseToken + ",nolease,uid-nolease\n" +
+			ByNameToken + ",byname,uid-byname\n" +
+			ByNameNoWatchToken + ",byname-nowatch,uid-byname-nowatch\n"),
 	}
 	if err := os.MkdirAll(c.path("certs"), 0o700); err != nil {
 		return err
@@ -315,6 +360,23 @@ func (c *Cluster) CAData() []byte { return bytes.Clone(c.caData) }
 // for raw requests (add an Authorization header yourself, or use Do).
 func (c *Cluster) HTTPClient() *http.Client { return c.client }
 
+// NewTransport returns a new transport (its own connection pool) that
+// trusts the server's certificate and, like the library's own, speaks
+// HTTP/2 and pings an idle connection after pingEvery, dropping it when no
+// answer comes within pingTimeout. Tests wrap it (to count requests) and
+// pass it as Config.HTTPClient, which turns the library's transport off.
+func (c *Cluster) NewTransport(pingEvery, pingTimeout time.Duration) *http.Transport {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.caData)
+	return &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool},
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
+		HTTP2:               &http.HTTP2Config{SendPingTimeout: pingEvery, PingTimeout: pingTimeout},
+	}
+}
+
 // AdminConfig is a Config for the system:masters user.
 func (c *Cluster) AdminConfig() *lease.Config { return c.Config(AdminToken) }
 
@@ -353,31 +415,42 @@ func (c *Cluster) Do(ctx context.Context, token, method, path string, body any) 
 	return resp.StatusCode, data, err
 }
 
-// setupRBAC creates the limited user's Role and RoleBinding, then waits
-// until the authorizer applies them and the "default" namespace exists.
+// setupRBAC creates the Roles and RoleBindings of the limited and the
+// resourceNames-restricted users, then waits until the authorizer applies
+// them and the "default" namespace exists.
 func (c *Cluster) setupRBAC(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
 	defer cancel()
 	const rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/" + Namespace
+	role := func(name string, rules any) map[string]any {
+		return map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+			"metadata": map[string]any{"name": name},
+			"rules":    rules,
+		}
+	}
+	binding := func(roleName, user string) map[string]any {
+		return map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+			"metadata": map[string]any{"name": roleName + "-" + user},
+			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": roleName},
+			"subjects": []any{map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}},
+		}
+	}
 	objects := []struct {
 		path string
 		obj  map[string]any
 	}{
-		{rbac + "/roles", map[string]any{
-			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-			"metadata": map[string]any{"name": "lease-no-delete"},
-			"rules": []any{map[string]any{
-				"apiGroups": []string{"coordination.k8s.io"},
-				"resources": []string{"leases"},
-				"verbs":     []string{"get", "list", "watch", "create", "update", "patch"},
-			}},
-		}},
-		{rbac + "/rolebindings", map[string]any{
-			"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-			"metadata": map[string]any{"name": "lease-no-delete-limited"},
-			"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lease-no-delete"},
-			"subjects": []any{map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "limited"}},
-		}},
+		{rbac + "/roles", role("lease-no-delete", []PolicyRule{{
+			APIGroups: []string{"coordination.k8s.io"},
+			Resources: []string{"leases"},
+			Verbs:     []string{"get", "list", "watch", "create", "update", "patch"},
+		}})},
+		{rbac + "/rolebindings", binding("lease-no-delete", "limited")},
+		{rbac + "/roles", role("lease-by-name", ByNameRules(ByNameLease, true))},
+		{rbac + "/rolebindings", binding("lease-by-name", "byname")},
+		{rbac + "/roles", role("lease-by-name-no-watch", ByNameRules(ByNameNoWatchLease, false))},
+		{rbac + "/rolebindings", binding("lease-by-name-no-watch", "byname-nowatch")},
 	}
 	// The "default" namespace is created by a controller shortly after the
 	// server is ready; a POST into it fails with 404 until then.
@@ -396,12 +469,22 @@ func (c *Cluster) setupRBAC(ctx context.Context) error {
 			return fmt.Errorf("cluster: POST %s: %d %s", o.path, code, snippet(body))
 		}
 	}
-	// RBAC is served from an informer cache: wait until it lets "limited"
-	// read a Lease (a 404 for a Lease that does not exist, not a 403).
-	return c.poll(ctx, "RBAC for user limited", func() (bool, string) {
-		code, body, err := c.Do(ctx, LimitedToken, http.MethodGet, "/apis/coordination.k8s.io/v1/namespaces/"+Namespace+"/leases/rbac-probe", nil)
-		return err == nil && code == http.StatusNotFound, fmt.Sprint(code, " ", err, " ", snippet(body))
-	})
+	// RBAC is served from an informer cache: wait until it lets each user
+	// read a Lease it may read (a 404 for a Lease that does not exist, not
+	// a 403).
+	for _, probe := range []struct{ user, token, lease string }{
+		{"limited", LimitedToken, "rbac-probe"},
+		{"byname", ByNameToken, ByNameLease},
+		{"byname-nowatch", ByNameNoWatchToken, ByNameNoWatchLease},
+	} {
+		if err := c.poll(ctx, "RBAC for user "+probe.user, func() (bool, string) {
+			code, body, err := c.Do(ctx, probe.token, http.MethodGet, "/apis/coordination.k8s.io/v1/namespaces/"+Namespace+"/leases/"+probe.lease, nil)
+			return err == nil && code == http.StatusNotFound, fmt.Sprint(code, " ", err, " ", snippet(body))
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *Cluster) poll(ctx context.Context, what string, ok func() (bool, string)) error {

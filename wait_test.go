@@ -11,20 +11,27 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// realLease is a KubernetesLease on the real clock, for watch tests whose
-// waits are bounded by channels.
-func (e *env) realLease(owner string, mods ...func(*lease.Settings)) *lease.KubernetesLease {
+// heldAndContended returns two leases on the real clock: a holds the
+// lease, and b has seen a hold it.
+func (e *env) heldAndContended() (a, b *lease.KubernetesLease) {
 	e.t.Helper()
-	s := lease.Settings{Name: "job", Owner: owner, Config: e.srv.Config(), TTL: 15 * time.Second}
-	for _, m := range mods {
-		m(&s)
-	}
-	l, err := lease.NewKubernetesLease(s)
-	require.NoError(e.t, err)
-	e.t.Cleanup(func() { _ = l.Release(context.Background()) })
-	return l
+	a, b = e.realLease("pod-a"), e.realLease("pod-b")
+	require.True(e.t, mustAcquireMem(e.t, a))
+	require.False(e.t, mustAcquireMem(e.t, b))
+	return a, b
 }
 
+// waitWatching calls l.Wait on a goroutine of its own and returns, once
+// Wait's watch is set, the channel its result is sent on.
+func (e *env) waitWatching(l *lease.KubernetesLease) <-chan error {
+	e.t.Helper()
+	done := waitAsync(l)
+	require.NoError(e.t, e.srv.AwaitWatchers(e.ctx(), 1))
+	return done
+}
+
+// waitAsync calls l.Wait on a goroutine of its own and returns the channel
+// its result is sent on.
 func waitAsync(l *lease.KubernetesLease) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- l.Wait(context.Background()) }()
@@ -33,11 +40,8 @@ func waitAsync(l *lease.KubernetesLease) <-chan error {
 
 func TestWaitWakesOnRelease(t *testing.T) {
 	e := newEnv(t)
-	a, b := e.realLease("pod-a"), e.realLease("pod-b")
-	require.True(t, mustAcquireMem(t, a))
-	require.False(t, mustAcquireMem(t, b))
-	done := waitAsync(b)
-	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1))
+	a, b := e.heldAndContended()
+	done := e.waitWatching(b)
 	require.NoError(t, a.Release(e.ctx()))
 	require.NoError(t, recv(t, done, "Wait after Release"))
 	assert.True(t, mustAcquireMem(t, b), "the peer acquires at once")
@@ -45,11 +49,8 @@ func TestWaitWakesOnRelease(t *testing.T) {
 
 func TestWaitReconnectsAfterDroppedStream(t *testing.T) {
 	e := newEnv(t)
-	a, b := e.realLease("pod-a"), e.realLease("pod-b")
-	require.True(t, mustAcquireMem(t, a))
-	require.False(t, mustAcquireMem(t, b))
-	done := waitAsync(b)
-	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1))
+	a, b := e.heldAndContended()
+	done := e.waitWatching(b)
 	watches := e.srv.Count("watch")
 	e.srv.DropWatches()
 	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1), "the watch is re-established")
@@ -100,8 +101,7 @@ func TestWaitReturnsAtExpiry(t *testing.T) {
 	ok, err := b.Acquire(e.ctx())
 	require.NoError(t, err)
 	require.False(t, ok)
-	done := waitAsync(b.KubernetesLease)
-	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1))
+	done := e.waitWatching(b.KubernetesLease)
 	// No event will come: Wait wakes at the computed expiry, 15s after the
 	// record was first seen unchanged. Step b's clock until it does.
 	var stepped time.Duration
@@ -129,62 +129,4 @@ func TestWaitWhenFreeReturnsAtOnce(t *testing.T) {
 	require.True(t, mustAcquireMem(t, b))
 	require.NoError(t, b.Release(e.ctx()))
 	require.NoError(t, b.Wait(e.ctx()), "our own record")
-}
-
-func TestHolderWatchEndsTenureAtOnce(t *testing.T) {
-	tests := []struct {
-		name   string
-		change func(e *env)
-		want   lease.LostReason
-	}{
-		{"third-party delete", func(e *env) { require.NoError(t, e.srv.Delete("default", "job")) }, lease.LostDeleted},
-		{"foreign holder", func(e *env) {
-			require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) { l.Spec.HolderIdentity = ptr("pod-c") }))
-		}, lease.LostConflict},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			a := e.newLease("pod-a", func(s *lease.Settings) { s.WatchWhileHolding = true })
-			a.acquire(t)
-			require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1))
-			// A label edit is not a loss.
-			require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) { l.Labels = map[string]string{"x": "y"} }))
-			tc.change(e)
-			le := a.lost.wait(t) // no clock step: the watch saw it
-			assert.Equal(t, tc.want, le.Reason)
-			assert.False(t, a.CheckAlive())
-			assert.Equal(t, 1, a.lost.count())
-		})
-	}
-}
-
-func TestSingletonHandoffByWatch(t *testing.T) {
-	e := newEnv(t)
-	a, b := e.realLease("pod-a"), e.realLease("pod-b")
-	started := make(chan string, 2)
-	work := func(name string) func(context.Context) error {
-		return func(ctx context.Context) error {
-			started <- name
-			<-ctx.Done()
-			return nil
-		}
-	}
-	actx, acancel := context.WithCancel(context.Background())
-	adone := make(chan error, 1)
-	go func() { adone <- lease.RunSingleton(actx, a, work("a"), lease.SingletonOptions{}) }()
-	assert.Equal(t, "a", recv(t, started, "a starts"))
-	bctx, bcancel := context.WithCancel(context.Background())
-	defer bcancel()
-	bdone := make(chan error, 1)
-	// An hour between polls: only the watch can wake b in time.
-	go func() {
-		bdone <- lease.RunSingleton(bctx, b, work("b"), lease.SingletonOptions{RetryInterval: time.Hour})
-	}()
-	require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1))
-	acancel()
-	recv(t, adone, "a stops")
-	assert.Equal(t, "b", recv(t, started, "b starts after a's release"))
-	bcancel()
-	recv(t, bdone, "b stops")
 }

@@ -54,13 +54,7 @@ func TestEdgesTokenFileFirstReadFails(t *testing.T) {
 // A later re-read that fails keeps the previous token and is logged once
 // per run of failures, not every minute (item 11).
 func TestEdgesTokenRereadFailureWarnsOnce(t *testing.T) {
-	auth := make(chan string, 16)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth <- r.Header.Get("Authorization")
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, leaseJSON)
-	}))
-	defer srv.Close()
+	srv, auth := newAuthServer(t, 16)
 	file := filepath.Join(t.TempDir(), "token")
 	require.NoError(t, os.WriteFile(file, []byte("tok-1"), 0o600))
 	var logs bytes.Buffer
@@ -117,9 +111,9 @@ func TestEdgesUnauthorizedNamesCredential(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(secretToken), 0o600))
-	pki := newTestPKI(t)
-	certFile, keyFile := pki.clientFiles(t, "alice")
-	certPEM, keyPEM := pki.issue(t, "bob", false)
+	ca := NewTLSCA(t, "kubelease test CA")
+	certFile, keyFile := ca.ClientFiles(t, "alice")
+	certPEM, keyPEM := ca.Client(t, "bob")
 
 	tests := []struct {
 		name string
