@@ -19,8 +19,9 @@
 //   - BenchRenew*: CPU time and allocations per renewal (testing.B);
 //   - RunScale: memory and goroutines per held lease with 1,000 and 10,000
 //     leases in one process, and spurious losses while holding them; and
-//     for 1,000 standby leases in one process (one watch each, the holders
-//     in another process): requests, open watches, memory and goroutines
+//     for standby leases in one process, 1,000 with one watch each and
+//     10,000 sharing one NamespaceWatch, while the fake holds the Leases
+//     itself (SimHolders): requests, open watches, memory and goroutines
 //     per standby lease, and spurious holder changes;
 //   - RunContention: N contenders starting together on one absent Lease:
 //     time to the first holder, requests and 409s until every contender

@@ -55,6 +55,7 @@ func fullParams() params {
 			// The standby window is one ResyncInterval (1 min), so that
 			// each standby's safety-net re-read falls in it once.
 			{Lib: bench.Kubelease, Role: bench.ScaleStandby, N: 1000, Hold: time.Minute, Ramp: 5 * time.Second},
+			{Lib: bench.Kubelease, Role: bench.ScaleStandby, Shared: true, N: 10000, Hold: time.Minute, Ramp: 5 * time.Second},
 		},
 		benchtime: "3s",
 	}
@@ -71,6 +72,7 @@ func quickParams() params {
 			{Lib: bench.Kubelease, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
 			{Lib: bench.ClientGo, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
 			{Lib: bench.Kubelease, Role: bench.ScaleStandby, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
+			{Lib: bench.Kubelease, Role: bench.ScaleStandby, Shared: true, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
 		},
 		benchtime: "1s",
 	}
@@ -87,7 +89,7 @@ func main() {
 		backends   = flag.String("backends", "fake,real", "backends to run: fake, real")
 		phases     = flag.String("phases", "steady,handoff,failover,contention,renewal,scale", "phases to run")
 		command    = flag.String("command", "", "the command to cite in the report (default: this one)")
-		scale      = flag.String("scale", "", "override the scale runs: comma-separated lib:N:hold[:standby], e.g. kubelease:10000:2m,kubelease:1000:1m:standby")
+		scale      = flag.String("scale", "", "override the scale runs: comma-separated lib:N:hold[:standby|:shared], e.g. kubelease:10000:2m,kubelease:1000:1m:standby,kubelease:10000:1m:shared")
 	)
 	testing.Init()
 	flag.Parse()
@@ -170,12 +172,23 @@ func main() {
 	if h.on("scale") && ctx.Err() == nil {
 		for _, sp := range p.scale {
 			if sp.Role == bench.ScaleStandby {
-				logf("scale: %d %s standby leases in one process (per-lease watches), %v", sp.N, sp.Lib, sp.Hold)
+				how := "per-lease watches"
+				if sp.Shared {
+					how = "one shared NamespaceWatch"
+				}
+				logf("scale: %d %s standby leases in one process (%s), %v", sp.N, sp.Lib, how, sp.Hold)
 			} else {
 				logf("scale: %d %s leases in one process, held %v", sp.N, sp.Lib, sp.Hold)
 			}
 			r, err := bench.RunScale(sp)
-			if h.check(strings.TrimSpace(fmt.Sprintf("scale %s %d %s", sp.Lib, sp.N, sp.Role)), err) {
+			what := fmt.Sprintf("scale %s %d", sp.Lib, sp.N)
+			if sp.Role == bench.ScaleStandby {
+				what += " standby"
+				if sp.Shared {
+					what += " shared"
+				}
+			}
+			if h.check(what, err) {
 				res.Scale = append(res.Scale, r)
 				if sp.Role == bench.ScaleStandby {
 					req := 0.0
@@ -338,12 +351,12 @@ func parseScale(s string) ([]bench.ScaleParams, error) {
 	var out []bench.ScaleParams
 	for _, item := range strings.Split(s, ",") {
 		parts := strings.Split(item, ":")
-		role := ""
-		if len(parts) == 4 && parts[3] == bench.ScaleStandby {
-			role, parts = bench.ScaleStandby, parts[:3]
+		role, shared := "", false
+		if len(parts) == 4 && (parts[3] == bench.ScaleStandby || parts[3] == "shared") {
+			role, shared, parts = bench.ScaleStandby, parts[3] == "shared", parts[:3]
 		}
 		if len(parts) != 3 {
-			return nil, fmt.Errorf("-scale %q: want lib:N:hold or lib:N:hold:standby", item)
+			return nil, fmt.Errorf("-scale %q: want lib:N:hold, lib:N:hold:standby or lib:N:hold:shared", item)
 		}
 		n, err := strconv.Atoi(parts[1])
 		if err != nil {
@@ -353,7 +366,7 @@ func parseScale(s string) ([]bench.ScaleParams, error) {
 		if err != nil {
 			return nil, fmt.Errorf("-scale %q: %w", item, err)
 		}
-		out = append(out, bench.ScaleParams{Lib: bench.Lib(parts[0]), Role: role, N: n, Hold: hold, Ramp: 5 * time.Second})
+		out = append(out, bench.ScaleParams{Lib: bench.Lib(parts[0]), Role: role, Shared: shared, N: n, Hold: hold, Ramp: 5 * time.Second})
 	}
 	return out, nil
 }
