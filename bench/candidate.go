@@ -27,7 +27,7 @@ var Libs = []Lib{Kubelease, ClientGo}
 
 // The durations both libraries run with: client-go's defaults
 // (LeaseDuration 15 s, RenewDeadline 10 s, RetryPeriod 2 s) and kubelease's
-// (TTL 15 s, RenewalInterval TTL/3).
+// (TTL 15 s, RenewalInterval TTL/3, RunSingleton's ResyncInterval 1 min).
 const (
 	LeaseDuration = 15 * time.Second
 	RenewDeadline = 10 * time.Second
@@ -42,14 +42,15 @@ type CandOpts struct {
 	// lease), with the time.
 	OnStarted func(at time.Time)
 	// OnNewHolder is called when the candidate sees another holder than
-	// before (kubelease: SingletonOptions.OnNewHolder; client-go:
+	// before, itself included (kubelease: SingletonOptions.OnNewHolder, for
+	// every holder change its watch shows; client-go:
 	// LeaderCallbacks.OnNewLeader).
 	OnNewHolder func(holder string)
 
-	// kubelease only: RunSingleton's RetryInterval (0: its default, 1 s)
-	// and Settings.MaxClockSkew (0: default 1 s; negative: fast path off).
-	RetryInterval time.Duration
-	MaxClockSkew  time.Duration
+	// kubelease only: Settings.MaxClockSkew (0: default 1 s; negative:
+	// fast path off). RunSingleton always runs with zero options (its
+	// defaults) but for the callbacks above.
+	MaxClockSkew time.Duration
 }
 
 // Candidate is one process contending for a lease: kubelease's
@@ -86,7 +87,7 @@ func NewCandidate(be Backend, lib Lib, name, id string, o CandOpts) (*Candidate,
 		if err != nil {
 			return nil, err
 		}
-		opts := lease.SingletonOptions{RetryInterval: o.RetryInterval, OnNewHolder: o.OnNewHolder}
+		opts := lease.SingletonOptions{OnNewHolder: o.OnNewHolder}
 		c.run = func(ctx context.Context) {
 			_ = lease.RunSingleton(ctx, l, func(wctx context.Context) error {
 				started()

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +41,22 @@ func serveFake() {
 	})
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
 		srv.ResetCounts()
+	})
+	mux.HandleFunc("GET /watchers", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(srv.Watchers())
+	})
+	mux.HandleFunc("POST /hold", func(w http.ResponseWriter, r *http.Request) {
+		var h SimHolders
+		err := json.NewDecoder(r.Body).Decode(&h)
+		if err == nil {
+			err = startSimHolders(srv, h)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	mux.HandleFunc("GET /renewals", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(simRenewals.Load())
 	})
 	go func() { _ = http.Serve(ln, mux) }()
 	hello := serverHello{URL: srv.URL, CA: srv.Config().CAData, Namespace: "default", Control: "http://" + ln.Addr().String()}
@@ -92,6 +110,54 @@ func (f *Fake) ServerCounts() (map[string]int, bool) {
 		return nil, false
 	}
 	return m, true
+}
+
+// Watchers returns the number of watch streams open at the fake
+// (leasetest.Server.Watchers), or -1 when it cannot be read.
+func (f *Fake) Watchers() int {
+	resp, err := http.Get(f.control + "/watchers")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	n := -1
+	if json.NewDecoder(resp.Body).Decode(&n) != nil {
+		return -1
+	}
+	return n
+}
+
+// Hold makes the fake process hold Leases itself (see SimHolders).
+func (f *Fake) Hold(h SimHolders) error {
+	data, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	resp, err := http.Post(f.control+"/hold", "application/json", bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("bench: fake: hold: %s", bytes.TrimSpace(msg))
+	}
+	return nil
+}
+
+// SimRenewals returns how many renewals the fake's simulated holders have
+// made so far, or -1 when it cannot be read.
+func (f *Fake) SimRenewals() int {
+	resp, err := http.Get(f.control + "/renewals")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	n := -1
+	if json.NewDecoder(resp.Body).Decode(&n) != nil {
+		return -1
+	}
+	return n
 }
 
 // ResetServerCounts implements Backend.

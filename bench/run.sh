@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the side-by-side benchmarks of kubelease and client-go's leader
 # election (make bench) and rewrites BENCHMARKS.md, docs/latency.png and
-# bench/results.json. About 15 minutes on 2 cores; the first run on a
+# bench/results.json. About 15–20 minutes on 2 cores; the first run on a
 # machine also builds kube-apiserver (about 10 minutes, cached under
 # ~/.cache/kubelease-e2e/). Extra arguments go to the harness, e.g.
 #   bash bench/run.sh -quick            # a small run to check the harness

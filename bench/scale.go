@@ -19,12 +19,34 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
+// Scale roles: what the measured process does with its N leases.
+const (
+	// ScaleHold: it holds them (the default, Role "").
+	ScaleHold = ""
+	// ScaleStandby: it is a standby on each, with RunSingleton at its
+	// defaults (one watch per lease), while another process holds them.
+	ScaleStandby = "standby"
+)
+
+// ScaleLabels are the labels of the leases of a shared-watch scale run;
+// scaleSelector selects them.
+var ScaleLabels = map[string]string{"kubelease-bench": "scale"}
+
+const scaleSelector = "kubelease-bench=scale"
+
 // ScaleParams configure one scale run.
 type ScaleParams struct {
 	Lib Lib `json:"lib"`
-	// N leases are held in one process.
+	// Role is ScaleHold or ScaleStandby.
+	Role string `json:"role,omitempty"`
+	// Shared: the leases carry ScaleLabels, and (standby runs) share one
+	// lease.NamespaceWatch selecting them (Settings.SharedWatch) instead of
+	// one watch each.
+	Shared bool `json:"shared,omitempty"`
+	// N leases are held (or stood by for) in one process.
 	N int `json:"n"`
-	// Hold is how long they are held once all are, watching for losses.
+	// Hold is how long they are held once all are, watching for losses
+	// (for standbys: how long they stand by once each has seen its holder).
 	Hold time.Duration `json:"hold"`
 	// Ramp spreads the acquisitions over about this long, so renewals
 	// are spread too (as in a process that acquired its leases over time).
@@ -57,11 +79,32 @@ type ScaleResult struct {
 	CPU time.Duration `json:"cpu"`
 	// Server is the fake's request counts during the hold.
 	Server map[string]int `json:"server,omitempty"`
+
+	// Standby runs only (the Per-lease figures above are then per standby
+	// lease, Held is how many standbys saw their holder, Acquire how long
+	// until all had):
+	//
+	// Client is the standby process's own requests during the hold
+	// (Server counts the same at the server: the holders make none).
+	Client *Counts `json:"client,omitempty"`
+	// Watches is how many watch streams were open at the server at the
+	// end of the hold.
+	Watches int `json:"watches,omitempty"`
+	// Spurious counts holder changes the standbys were told of other than
+	// their lease's holder (OnNewHolder), plus takeovers (work started),
+	// over the whole run (must be 0).
+	Spurious int `json:"spurious"`
+	// HolderRenewals is how many renewals the simulated holders made
+	// during the hold: each is an event on a standby's watch.
+	HolderRenewals int `json:"holderRenewals,omitempty"`
 }
 
 // RunScale runs p in a child process against a fresh fake API server
 // process, so that both memory and CPU are the client's alone.
 func RunScale(p ScaleParams) (ScaleResult, error) {
+	if p.Role == ScaleStandby {
+		return runScaleStandby(p)
+	}
 	f, err := StartFake()
 	if err != nil {
 		return ScaleResult{ScaleParams: p}, err
@@ -99,7 +142,13 @@ func scaleChild() {
 		awaitParent()
 		os.Exit(3)
 	}()
-	r, err := holdMany(p)
+	var r ScaleResult
+	var err error
+	if p.Role == ScaleStandby {
+		r, err = standbyMany(p)
+	} else {
+		r, err = holdMany(p)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: scale child:", err)
 		fmt.Println("failed")
@@ -107,6 +156,11 @@ func scaleChild() {
 	}
 	data, _ := json.Marshal(r)
 	fmt.Println(string(data))
+	if p.Role == ScaleStandby {
+		// Keep the standbys (and their watches) until the parent has
+		// counted the server's open watches and stops us.
+		awaitParent()
+	}
 }
 
 // memSample is the process's memory state after a GC.
@@ -197,7 +251,15 @@ func holdKubelease(e *endpoint, p ScaleParams, losses *atomic.Int64) (alive func
 		leases[i] = l
 	}
 	if err := rampEach(p, func(i int) error {
-		ok, err := leases[i].Acquire(context.Background())
+		// A few tries: with thousands of acquisitions a second on 2 cores,
+		// an HTTP/2 connection is now and then closed under a request.
+		var ok bool
+		var err error
+		for try := 0; try < 3; try++ {
+			if ok, err = leases[i].Acquire(context.Background()); err == nil {
+				break
+			}
+		}
 		if err == nil && !ok {
 			err = fmt.Errorf("lease %d is held by another", i)
 		}
@@ -319,4 +381,141 @@ loop:
 		}
 	}
 	return err
+}
+
+// standbySettle is how long a standby scale run waits after every standby
+// has seen its holder before it starts counting.
+const standbySettle = 3 * time.Second
+
+// runScaleStandby runs a standby scale run: a fake API server process
+// that holds p.N Leases itself (SimHolders: renewed as a kubelease holder
+// at its defaults would, by direct writes), and the measured process, a
+// standby on each of them.
+func runScaleStandby(p ScaleParams) (ScaleResult, error) {
+	fail := func(err error) (ScaleResult, error) { return ScaleResult{ScaleParams: p}, err }
+	if p.Lib != Kubelease {
+		return fail(fmt.Errorf("bench: standby scale runs are for kubelease only, not %s", p.Lib))
+	}
+	f, err := StartFake()
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	h := SimHolders{Prefix: "scale-", N: p.N, Namespace: f.namespace}
+	if p.Shared {
+		h.Labels = ScaleLabels
+	}
+	if err := f.Hold(h); err != nil {
+		return fail(err)
+	}
+	sp := p
+	sp.URL, sp.CA, sp.Namespace = f.url, f.caPEM, f.namespace
+	c, err := startChild("scale", sp)
+	if err != nil {
+		return fail(err)
+	}
+	defer c.stop(10 * time.Second)
+	if l, _ := c.line(); l != "held" {
+		return fail(fmt.Errorf("bench: scale standbys (%d) failed before all saw their holder: %q", p.N, l))
+	}
+	f.ResetServerCounts()
+	renewals0 := f.SimRenewals()
+	var r ScaleResult
+	if err := c.decode(&r); err != nil {
+		return fail(fmt.Errorf("bench: scale standbys (%d) result: %w", p.N, err))
+	}
+	r.Server, _ = f.ServerCounts()
+	r.Watches = f.Watchers()
+	r.HolderRenewals = f.SimRenewals() - renewals0
+	return r, nil
+}
+
+// standbyMany is the measured process of a standby scale run: p.N
+// KubernetesLeases sharing one Config (one connection pool), each with
+// RunSingleton at its defaults, started over about p.Ramp; with p.Shared
+// they share one NamespaceWatch (Settings.SharedWatch), else each watches
+// its Lease. Once every one
+// has seen its holder it says "held", stands by for p.Hold, and measures.
+// Its requests are counted by a Tap in front of a transport like the one
+// kubelease builds (less the HTTP/2 pings).
+func standbyMany(p ScaleParams) (ScaleResult, error) {
+	r := ScaleResult{ScaleParams: p}
+	r.URL, r.CA = "", nil
+	e, err := newEndpoint(p.URL, "", p.Namespace, p.CA)
+	if err != nil {
+		return r, err
+	}
+	e.jsonOnly = true
+	ctr := NewCounter()
+	cfg := e.LeaseConfig(&Tap{Counter: ctr})
+	var spurious atomic.Int64
+	seen := make(chan int, p.N)
+	base := sampleMem()
+	start := time.Now()
+	// The standbys run until the process ends: the parent counts the
+	// server's open watches after our answer, then stops us.
+	ctx := context.Background()
+	var shared *lease.NamespaceWatch
+	if p.Shared {
+		if shared, err = lease.NewNamespaceWatch(cfg, p.Namespace, scaleSelector, lease.NamespaceWatchOptions{}); err != nil {
+			return r, err
+		}
+	}
+	runs := make([]func(), p.N)
+	for i := range runs {
+		name := fmt.Sprintf("scale-%d", i)
+		s := lease.Settings{
+			Name: name, Owner: "standby-" + strconv.Itoa(i), Config: cfg, TTL: LeaseDuration,
+		}
+		if shared != nil {
+			s.Labels, s.SharedWatch = ScaleLabels, shared
+		}
+		l, err := lease.NewKubernetesLease(s)
+		if err != nil {
+			return r, err
+		}
+		var once sync.Once
+		opts := lease.SingletonOptions{OnNewHolder: func(h string) {
+			if h == name { // holdKubelease's owner of scale-i is scale-i
+				once.Do(func() { seen <- i })
+				return
+			}
+			spurious.Add(1)
+		}}
+		runs[i] = func() {
+			_ = lease.RunSingleton(ctx, l, func(wctx context.Context) error {
+				spurious.Add(1) // a standby must never take over here
+				<-wctx.Done()
+				return nil
+			}, opts)
+		}
+	}
+	if err := rampEach(p, func(i int) error {
+		go runs[i]()
+		return nil
+	}); err != nil {
+		return r, err
+	}
+	if err := awaitN(context.Background(), seen, p.N, time.Minute, "standbys to see their holder"); err != nil {
+		return r, err
+	}
+	r.Acquire = time.Since(start)
+	r.Held = p.N
+	// Let the last standbys' watches open before counting.
+	time.Sleep(standbySettle)
+	fmt.Println("held")
+	ctr.Reset()
+	cpu0 := cpuTime()
+	time.Sleep(p.Hold)
+	r.CPU = cpuTime() - cpu0
+	counts := ctr.Snapshot()
+	r.Client = &counts
+	end := sampleMem()
+	r.RSS = rss()
+	r.Spurious = int(spurious.Load())
+	n := float64(p.N)
+	r.HeapPerLease = float64(end.heap-base.heap) / n
+	r.StackPerLease = float64(end.stack-base.stack) / n
+	r.GoroutinesPerLease = float64(end.goroutines-base.goroutines) / n
+	return r, nil
 }

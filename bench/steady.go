@@ -8,19 +8,23 @@ import (
 	"time"
 )
 
-// SteadyGroup is one library (and variant) in the steady-state run.
+// SteadyGroup is one library in the steady-state run.
 type SteadyGroup struct {
 	Lib     Lib    `json:"lib"`
 	Variant string `json:"variant"`
-	// Cadence is the library's configured renewal cadence.
-	Cadence string `json:"cadence"`
+	// Cadence is the library's renewal cadence at its defaults;
+	// StandbyCadence what a standby does at its defaults.
+	Cadence        string `json:"cadence"`
+	StandbyCadence string `json:"standbyCadence"`
 	// Holder and Standby are the requests of all holders and of all
 	// standbys during the window (counted by a Tap on each client).
 	Holder  Counts `json:"holder"`
 	Standby Counts `json:"standby"`
 	// Server is the server's own count over the window (fake only).
 	Server map[string]int `json:"server,omitempty"`
-	// Changes counts holder changes during the window (should be 0).
+	// Changes counts holder changes during the window (should be 0): a
+	// standby's work starting, or a standby told of another holder than its
+	// lease's (OnNewHolder / OnNewLeader).
 	Changes int `json:"changes"`
 }
 
@@ -29,34 +33,49 @@ type SteadyResult struct {
 	Backend string        `json:"backend"`
 	Leases  int           `json:"leases"`
 	Window  time.Duration `json:"window"`
-	Groups  []SteadyGroup `json:"groups"`
+	// Standbys is the number of standbys per lease.
+	Standbys int           `json:"standbys"`
+	Groups   []SteadyGroup `json:"groups"`
 }
 
-// PerLeaseMinute is n requests per lease per minute.
+// PerLeaseMinute is n requests per lease per minute: per holder, as each
+// lease has one.
 func (r SteadyResult) PerLeaseMinute(n int) float64 {
 	return float64(n) / float64(r.Leases) / r.Window.Minutes()
 }
 
-// steadyVariant is one group's setup.
+// PerStandbyMinute is n requests per standby per minute.
+func (r SteadyResult) PerStandbyMinute(n int) float64 {
+	return float64(n) / float64(r.Leases*max(r.Standbys, 1)) / r.Window.Minutes()
+}
+
+// SteadyStandbys is how many standbys each lease has in RunSteady.
+const SteadyStandbys = 2
+
+// steadyVariant is one group's setup. Both run at their defaults.
 type steadyVariant struct {
-	lib     Lib
-	variant string
-	cadence string
-	standby CandOpts
+	lib            Lib
+	variant        string
+	cadence        string
+	standbyCadence string
 }
 
 var steadyVariants = []steadyVariant{
-	{Kubelease, "defaults", "one PUT every RenewalInterval (TTL/3 = 5 s) minus up to 10 % jitter: mean 4.75 s", CandOpts{}},
-	{Kubelease, "standby RetryInterval 1m", "as above; the standby's RunSingleton polls every minute and otherwise waits on its watch", CandOpts{RetryInterval: time.Minute}},
-	{ClientGo, "defaults", "one PUT every RetryPeriod (2 s) after the previous renewal returned, no jitter", CandOpts{}},
+	{Kubelease, "defaults",
+		"one PUT every RenewalInterval (TTL/3 = 5 s) ± 10 % jitter: mean 5 s",
+		"`RunSingleton` with zero options: one watch kept open across waits; an Acquire (GET) every ResyncInterval (1 min) as a safety net"},
+	{ClientGo, "defaults",
+		"one PUT every RetryPeriod (2 s) after the previous renewal returned, no jitter",
+		"a GET every RetryPeriod (2 s) plus 0–1.2 × RetryPeriod of jitter: every 2–4.4 s, mean 3.2 s"},
 }
 
-// RunSteady holds `leases` Leases per library (and variant), each with one
-// holder and one standby, waits `warm` for the cadence to settle, then
-// counts every request for `window`. The groups run at the same time; on
-// the fake each has its own server, so the server's counts are per group.
+// RunSteady holds `leases` Leases per library, each with one holder and
+// SteadyStandbys standbys, all at their defaults, waits `warm` for the
+// cadence to settle, then counts every request for `window`. The groups
+// run at the same time; on the fake each has its own server, so the
+// server's counts are per group.
 func RunSteady(ctx context.Context, src Source, leases int, warm, window time.Duration) (SteadyResult, error) {
-	res := SteadyResult{Backend: src.Name, Leases: leases, Window: window, Groups: make([]SteadyGroup, len(steadyVariants))}
+	res := SteadyResult{Backend: src.Name, Leases: leases, Window: window, Standbys: SteadyStandbys, Groups: make([]SteadyGroup, len(steadyVariants))}
 	var wg sync.WaitGroup
 	errs := make([]error, len(steadyVariants))
 	for gi, v := range steadyVariants {
@@ -76,7 +95,7 @@ func RunSteady(ctx context.Context, src Source, leases int, warm, window time.Du
 }
 
 func runSteadyGroup(ctx context.Context, src Source, v steadyVariant, prefix string, leases int, warm, window time.Duration) (SteadyGroup, error) {
-	g := SteadyGroup{Lib: v.lib, Variant: v.variant, Cadence: v.cadence}
+	g := SteadyGroup{Lib: v.lib, Variant: v.variant, Cadence: v.cadence, StandbyCadence: v.standbyCadence}
 	be, err := src.New()
 	if err != nil {
 		return g, err
@@ -121,26 +140,33 @@ func runSteadyGroup(ctx context.Context, src Source, v steadyVariant, prefix str
 	if err := awaitN(ctx, held, leases, time.Minute, "holders to acquire"); err != nil {
 		return g, err
 	}
-	// Then one standby per Lease, which must have seen its holder.
-	seen := make(chan string, leases)
-	for i := range leases {
-		name := fmt.Sprintf("%s-%d", prefix, i)
-		o := v.standby
-		o.Counter = standbyCtr
-		var once sync.Once
-		o.OnNewHolder = func(h string) {
-			if h == "holder-"+name {
-				once.Do(func() { trySend(seen, name) })
+	// Then the standbys, SteadyStandbys per Lease, which must have seen
+	// their holder; any other holder they are told of later is a change.
+	seen := make(chan string, leases*SteadyStandbys)
+	for s := range SteadyStandbys {
+		for i := range leases {
+			name := fmt.Sprintf("%s-%d", prefix, i)
+			want := "holder-" + name
+			var once sync.Once
+			o := CandOpts{
+				Counter: standbyCtr,
+				OnNewHolder: func(h string) {
+					if h == want {
+						once.Do(func() { trySend(seen, name) })
+					} else if measuring.Load() {
+						changes.Add(1)
+					}
+				},
+				OnStarted: func(time.Time) { changes.Add(1) },
 			}
+			c, err := StartCandidate(be, v.lib, name, fmt.Sprintf("standby%d-%s", s, name), o)
+			if err != nil {
+				return g, err
+			}
+			all = append(all, c)
 		}
-		o.OnStarted = func(time.Time) { changes.Add(1) }
-		c, err := StartCandidate(be, v.lib, name, "standby-"+name, o)
-		if err != nil {
-			return g, err
-		}
-		all = append(all, c)
 	}
-	if err := awaitN(ctx, seen, leases, time.Minute, "standbys to see their holder"); err != nil {
+	if err := awaitN(ctx, seen, leases*SteadyStandbys, time.Minute, "standbys to see their holder"); err != nil {
 		return g, err
 	}
 

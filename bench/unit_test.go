@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"image/png"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kubelease/lease/leasetest"
 )
 
 func TestQuantile(t *testing.T) {
@@ -69,5 +72,23 @@ func TestChart(t *testing.T) {
 	}
 	if b := img.Bounds(); b.Dx() != chartW || b.Dy() != chartHeight(panels) {
 		t.Fatalf("chart is %v", b)
+	}
+}
+
+func TestSimHolders(t *testing.T) {
+	srv := leasetest.NewServer()
+	defer srv.Close()
+	if err := startSimHolders(srv, SimHolders{Prefix: "sim-", N: 3, Namespace: "default", Labels: ScaleLabels}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		name := "sim-" + strconv.Itoa(i)
+		l, ok := srv.Get("default", name)
+		if !ok {
+			t.Fatalf("%s was not created", name)
+		}
+		if h := l.Spec.Holder(); h != name || l.Labels["kubelease-bench"] != "scale" || *l.Spec.LeaseDurationSeconds != 15 {
+			t.Fatalf("%s: holder %q, labels %v, duration %d", name, h, l.Labels, *l.Spec.LeaseDurationSeconds)
+		}
 	}
 }

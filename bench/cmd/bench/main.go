@@ -52,6 +52,10 @@ func fullParams() params {
 			{Lib: bench.Kubelease, N: 1000, Hold: 2 * time.Minute, Ramp: 5 * time.Second},
 			{Lib: bench.ClientGo, N: 1000, Hold: 2 * time.Minute, Ramp: 5 * time.Second},
 			{Lib: bench.Kubelease, N: 10000, Hold: 2 * time.Minute, Ramp: 5 * time.Second},
+			// The standby window is one ResyncInterval (1 min), so that
+			// each standby's safety-net re-read falls in it once.
+			{Lib: bench.Kubelease, Role: bench.ScaleStandby, N: 1000, Hold: time.Minute, Ramp: 5 * time.Second},
+			{Lib: bench.Kubelease, Role: bench.ScaleStandby, Shared: true, N: 10000, Hold: time.Minute, Ramp: 5 * time.Second},
 		},
 		benchtime: "3s",
 	}
@@ -67,6 +71,8 @@ func quickParams() params {
 		scale: []bench.ScaleParams{
 			{Lib: bench.Kubelease, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
 			{Lib: bench.ClientGo, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
+			{Lib: bench.Kubelease, Role: bench.ScaleStandby, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
+			{Lib: bench.Kubelease, Role: bench.ScaleStandby, Shared: true, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
 		},
 		benchtime: "1s",
 	}
@@ -83,7 +89,7 @@ func main() {
 		backends   = flag.String("backends", "fake,real", "backends to run: fake, real")
 		phases     = flag.String("phases", "steady,handoff,failover,contention,renewal,scale", "phases to run")
 		command    = flag.String("command", "", "the command to cite in the report (default: this one)")
-		scale      = flag.String("scale", "", "override the scale runs: comma-separated lib:N:hold, e.g. kubelease:10000:2m")
+		scale      = flag.String("scale", "", "override the scale runs: comma-separated lib:N:hold[:standby|:shared], e.g. kubelease:10000:2m,kubelease:1000:1m:standby,kubelease:10000:1m:shared")
 	)
 	testing.Init()
 	flag.Parse()
@@ -165,11 +171,34 @@ func main() {
 	}
 	if h.on("scale") && ctx.Err() == nil {
 		for _, sp := range p.scale {
-			logf("scale: %d %s leases in one process, held %v", sp.N, sp.Lib, sp.Hold)
+			if sp.Role == bench.ScaleStandby {
+				how := "per-lease watches"
+				if sp.Shared {
+					how = "one shared NamespaceWatch"
+				}
+				logf("scale: %d %s standby leases in one process (%s), %v", sp.N, sp.Lib, how, sp.Hold)
+			} else {
+				logf("scale: %d %s leases in one process, held %v", sp.N, sp.Lib, sp.Hold)
+			}
 			r, err := bench.RunScale(sp)
-			if h.check(fmt.Sprintf("scale %s %d", sp.Lib, sp.N), err) {
+			what := fmt.Sprintf("scale %s %d", sp.Lib, sp.N)
+			if sp.Role == bench.ScaleStandby {
+				what += " standby"
+				if sp.Shared {
+					what += " shared"
+				}
+			}
+			if h.check(what, err) {
 				res.Scale = append(res.Scale, r)
-				logf("  held %d/%d, losses %d, heap %.1f KiB/lease, %.2f goroutines/lease", r.Held, r.N, r.Losses, r.HeapPerLease/1024, r.GoroutinesPerLease)
+				if sp.Role == bench.ScaleStandby {
+					req := 0.0
+					if r.Client != nil {
+						req = float64(r.Client.Total()) / float64(r.N) / r.Hold.Minutes()
+					}
+					logf("  %d/%d saw their holder, spurious %d, %d watches open, %.2f req/standby/min, heap %.1f KiB/standby, %.2f goroutines/standby", r.Held, r.N, r.Spurious, r.Watches, req, r.HeapPerLease/1024, r.GoroutinesPerLease)
+				} else {
+					logf("  held %d/%d, losses %d, heap %.1f KiB/lease, %.2f goroutines/lease", r.Held, r.N, r.Losses, r.HeapPerLease/1024, r.GoroutinesPerLease)
+				}
 			}
 		}
 	}
@@ -212,7 +241,7 @@ func (h *harness) runBackend(ctx context.Context, src bench.Source) {
 		if h.check(src.Name+": steady", err) {
 			h.res.Steady = append(h.res.Steady, r)
 			for _, g := range r.Groups {
-				logf("  %s (%s): holder %.1f req/lease/min, standby %.1f", g.Lib, g.Variant, r.PerLeaseMinute(g.Holder.Total()), r.PerLeaseMinute(g.Standby.Total()))
+				logf("  %s (%s): holder %.1f req/min, standby %.2f req/min (%d per lease), %d holder changes", g.Lib, g.Variant, r.PerLeaseMinute(g.Holder.Total()), r.PerStandbyMinute(g.Standby.Total()), r.Standbys, g.Changes)
 			}
 		}
 	}
@@ -322,8 +351,12 @@ func parseScale(s string) ([]bench.ScaleParams, error) {
 	var out []bench.ScaleParams
 	for _, item := range strings.Split(s, ",") {
 		parts := strings.Split(item, ":")
+		role, shared := "", false
+		if len(parts) == 4 && (parts[3] == bench.ScaleStandby || parts[3] == "shared") {
+			role, shared, parts = bench.ScaleStandby, parts[3] == "shared", parts[:3]
+		}
 		if len(parts) != 3 {
-			return nil, fmt.Errorf("-scale %q: want lib:N:hold", item)
+			return nil, fmt.Errorf("-scale %q: want lib:N:hold, lib:N:hold:standby or lib:N:hold:shared", item)
 		}
 		n, err := strconv.Atoi(parts[1])
 		if err != nil {
@@ -333,7 +366,7 @@ func parseScale(s string) ([]bench.ScaleParams, error) {
 		if err != nil {
 			return nil, fmt.Errorf("-scale %q: %w", item, err)
 		}
-		out = append(out, bench.ScaleParams{Lib: bench.Lib(parts[0]), N: n, Hold: hold, Ramp: 5 * time.Second})
+		out = append(out, bench.ScaleParams{Lib: bench.Lib(parts[0]), Role: role, Shared: shared, N: n, Hold: hold, Ramp: 5 * time.Second})
 	}
 	return out, nil
 }
