@@ -70,6 +70,8 @@ type NamespaceWatch struct {
 	refused bool
 	// subs are the leases standing by, by Lease name.
 	subs map[string]map[*standby]*KubernetesLease
+	// watchers hear of every change (onChange); nil until the first.
+	watchers map[chan struct{}]struct{}
 }
 
 // NamespaceWatchOptions are the optional settings of a NamespaceWatch. The
@@ -175,6 +177,7 @@ func (w *NamespaceWatch) Close() {
 		return
 	}
 	w.closed, w.synced = true, false
+	w.pokeLocked()
 	cancel, done := w.cancel, w.done
 	subs := w.subs
 	w.subs = map[string]map[*standby]*KubernetesLease{}
