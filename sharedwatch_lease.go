@@ -144,3 +144,17 @@ func (l *KubernetesLease) addLabels(body *wire.Lease) {
 		body.Labels[k] = v
 	}
 }
+
+// heldByOtherInView reports whether Settings.SharedWatch, when current,
+// shows the Lease held by another holder that may not be taken over yet,
+// so that a caller with other Leases to try (a Semaphore) can skip it
+// without a request. It records what it saw, as Holder does.
+func (l *KubernetesLease) heldByOtherInView() bool {
+	if !l.viewShared() {
+		return false
+	}
+	l.mu.Lock()
+	obj := l.seenObj
+	l.mu.Unlock()
+	return obj != nil && !l.mayTakeOver(obj)
+}
