@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"github.com/kubelease/lease/internal/wire"
 )
 
 // MaxSlots caps SemaphoreSettings.Slots.
@@ -51,14 +53,15 @@ func (s SemaphoreSettings) Validate() error {
 //
 // A Semaphore is a Lease: Acquire takes a free slot (trying first the slot
 // its Owner hashes to, so that contenders spread out, and skipping the
-// slots that its watch shows held), CheckAlive, OnLost and Release act on
+// slots that one list of them shows held), CheckAlive, OnLost and Release act on
 // the slot held. It is also a Waker (a standby wakes when any slot may be
 // free) and a ReleaseHooker, so RunSingleton runs work under it: N
 // RunSingletons on N processes run at once, the N+1st waits for a slot.
 //
-// It watches its slots with one NamespaceWatch of its own (label
-// LabelSemaphore), which needs list and watch on leases; when they are
-// refused, Acquire reads each slot instead. Close it when done.
+// Its standbys (Wait) listen to one NamespaceWatch of its own (label
+// LabelSemaphore), which needs list and watch on leases; when list is
+// refused, Acquire reads each slot instead and Wait watches each slot
+// alone. Close it when done.
 type Semaphore struct {
 	s     SemaphoreSettings
 	watch *NamespaceWatch
@@ -195,9 +198,10 @@ func (sem *Semaphore) Acquire(ctx context.Context) (bool, error) {
 
 // AcquireWithToken takes a free slot and returns its tenure's token. It
 // returns at once, without I/O, the token of the slot this instance holds
-// already. Otherwise it tries the slots one after another, starting with
-// the one its Owner hashes to and skipping the ones that its watch shows
-// held by a live other holder, until one Acquire succeeds: true; false, nil
+// already. Otherwise it lists the slot Leases (one request) and tries the
+// slots one after another, starting with the one its Owner hashes to and
+// skipping the ones the list shows held by a live other holder (expiry
+// rules (a) and (b)), until one Acquire succeeds: true; false, nil
 // when every slot is held by others; an error when a slot's answer could
 // not be decided and no other slot was taken. A slot whose acquiring write
 // had an unknown outcome is released (deleted if it names us) once another
@@ -215,7 +219,6 @@ func (sem *Semaphore) AcquireWithToken(ctx context.Context) (Token, bool, error)
 			return tok, true, nil
 		}
 	}
-	sem.watch.Start()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem.mu.Lock()
@@ -227,10 +230,11 @@ func (sem *Semaphore) AcquireWithToken(ctx context.Context) (Token, bool, error)
 		sem.mu.Unlock()
 	}()
 	var errs []error
+	taken := sem.othersHold(ctx)
 	for k := range sem.slots {
 		i := (sem.first + k) % len(sem.slots)
 		l := sem.slots[i]
-		if l.heldByOtherInView() {
+		if taken != nil && taken[i] {
 			continue
 		}
 		tok, ok, err := l.AcquireWithToken(ctx)
@@ -257,6 +261,26 @@ func (sem *Semaphore) AcquireWithToken(ctx context.Context) (Token, bool, error)
 		return Token{}, false, fmt.Errorf("lease: semaphore %s: %w", sem.s.Name, errors.Join(errs...))
 	}
 	return Token{}, false, nil
+}
+
+// othersHold lists the slot Leases (one request) and reports, by slot,
+// which are held by another holder that may not be taken over yet. It
+// returns nil when the list failed (refused, say): every slot is then
+// tried.
+func (sem *Semaphore) othersHold(ctx context.Context) []bool {
+	items, rv, err := sem.watch.fetch(ctx)
+	if err != nil {
+		return nil
+	}
+	byName := make(map[string]*wire.Lease, len(items))
+	for _, obj := range items {
+		byName[obj.Name] = obj
+	}
+	out := make([]bool, len(sem.slots))
+	for i, l := range sem.slots {
+		out[i] = l.heldByOtherListed(byName[l.s.Name], rv)
+	}
+	return out
 }
 
 // cleanDirty releases the slots whose acquiring write had an unknown

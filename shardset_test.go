@@ -2,9 +2,13 @@ package lease_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,17 +18,21 @@ import (
 )
 
 // shardRig runs members of one shard set against the env's fake server and
-// records who runs which shard.
+// records who runs which shard, failing the test if two members' works of
+// one shard overlap.
 type shardRig struct {
 	e      *env
 	shards []string
 	mu     sync.Mutex
-	owner  map[string]string // shard → member whose work runs it
-	events chan string       // "start <member> <shard>", "stop <member> <shard>", "assigned <member> <n>"
+	owner  map[string]*rigMember // shard → the member whose work runs it
+	causes []error               // why works were stopped, in order
+	poke   chan struct{}         // a work started or stopped
 }
 
 type rigMember struct {
 	name   string
+	cut    atomic.Bool // every request fails: the member is cut off
+	dead   bool        // crashed: its works no longer count (guarded by the rig's mu)
 	clk    *clocktesting.FakeClock
 	set    *lease.ShardSet
 	cancel context.CancelFunc
@@ -33,40 +41,68 @@ type rigMember struct {
 	err    error
 }
 
+// cutTransport fails every request while its member is cut off.
+type cutTransport struct{ m *rigMember }
+
+func (c cutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if c.m.cut.Load() {
+		return nil, errors.New("cut off")
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
 func newShardRig(e *env, n int) *shardRig {
-	r := &shardRig{e: e, owner: map[string]string{}, events: make(chan string, 10000)}
+	r := &shardRig{e: e, owner: map[string]*rigMember{}, poke: make(chan struct{}, 1)}
 	for i := range n {
 		r.shards = append(r.shards, fmt.Sprintf("part-%02d", i))
 	}
 	return r
 }
 
+func (r *shardRig) wake() {
+	select {
+	case r.poke <- struct{}{}:
+	default:
+	}
+}
+
+// join starts member name on a fake clock of its own.
 func (r *shardRig) join(name string) *rigMember {
+	return r.joinOn(name, clocktesting.NewFakeClock(epoch))
+}
+
+// joinOn starts member name on clk.
+func (r *shardRig) joinOn(name string, clk *clocktesting.FakeClock) *rigMember {
 	t := r.e.t
 	t.Helper()
-	clk := clocktesting.NewFakeClock(epoch)
+	m := &rigMember{name: name, clk: clk, done: make(chan error, 1)}
+	cfg := r.e.srv.Config()
+	cfg.HTTPClient = &http.Client{Transport: cutTransport{m}}
 	set, err := lease.NewShardSet(lease.ShardSettings{
 		Set: "orders", Shards: r.shards,
-		Lease: lease.Settings{Owner: name, Config: r.e.srv.Config(), Clock: clk, TTL: 15 * time.Second},
+		Lease: lease.Settings{Owner: name, Config: cfg, Clock: clk, TTL: 15 * time.Second},
 	})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &rigMember{name: name, clk: clk, set: set, cancel: cancel, done: make(chan error, 1)}
+	m.set, m.cancel = set, cancel
 	go func() {
 		m.done <- set.Run(ctx, func(ctx context.Context, shard string, tok lease.Token) error {
 			r.mu.Lock()
-			if o := r.owner[shard]; o != "" {
+			if o := r.owner[shard]; o != nil {
 				r.mu.Unlock()
-				panic(fmt.Sprintf("shard %s: %s starts while %s runs it", shard, name, o))
+				panic(fmt.Sprintf("shard %s: %s starts while %s runs it", shard, name, o.name))
 			}
-			r.owner[shard] = name
+			r.owner[shard] = m
 			r.mu.Unlock()
-			r.events <- "start " + name + " " + shard
+			r.wake()
 			<-ctx.Done()
 			r.mu.Lock()
-			delete(r.owner, shard)
+			if !m.dead {
+				delete(r.owner, shard)
+				r.causes = append(r.causes, context.Cause(ctx))
+			}
 			r.mu.Unlock()
-			r.events <- "stop " + name + " " + shard
+			r.wake()
 			return nil
 		}, lease.ShardOptions{})
 		set.Close()
@@ -75,9 +111,23 @@ func (r *shardRig) join(name string) *rigMember {
 	return m
 }
 
+// crash cuts m off, as a process that died: its works stop counting.
+func (r *shardRig) crash(m *rigMember) {
+	m.cut.Store(true)
+	r.mu.Lock()
+	m.dead = true
+	for shard, o := range r.owner {
+		if o == m {
+			delete(r.owner, shard)
+		}
+	}
+	r.mu.Unlock()
+}
+
 // leave ends the member's Run and returns what it returned.
 func (m *rigMember) leave(t *testing.T) error {
 	m.once.Do(func() {
+		m.cut.Store(false)
 		m.cancel()
 		select {
 		case m.err = <-m.done:
@@ -88,37 +138,33 @@ func (m *rigMember) leave(t *testing.T) error {
 	return m.err
 }
 
-// settled waits until every shard runs on one member and the counts per
-// member are within one of each other, and returns the owners.
-func (r *shardRig) settled(t *testing.T, members int) map[string]string {
+// settled waits until every shard runs on one of members, as AssignShards
+// over them says, calling step (if not nil) every 10 ms of real time while
+// it waits, and returns the owners.
+func (r *shardRig) settled(t *testing.T, step func(), members ...string) map[string]string {
 	t.Helper()
+	want := lease.AssignShards(r.shards, members)
 	deadline := time.After(waitFor)
 	for {
 		r.mu.Lock()
-		owners := make(map[string]string, len(r.owner))
+		got := make(map[string]string, len(r.owner))
 		for k, v := range r.owner {
-			owners[k] = v
+			got[k] = v.name
 		}
 		r.mu.Unlock()
-		if len(owners) == len(r.shards) {
-			count := map[string]int{}
-			for _, m := range owners {
-				count[m]++
-			}
-			if len(count) == members {
-				var cs []int
-				for _, c := range count {
-					cs = append(cs, c)
-				}
-				if slices.Max(cs)-slices.Min(cs) <= 1 {
-					return owners
-				}
-			}
+		if maps.Equal(got, want) {
+			return got
+		}
+		var tick <-chan time.Time
+		if step != nil {
+			tick = time.After(10 * time.Millisecond)
 		}
 		select {
-		case <-r.events:
+		case <-r.poke:
+		case <-tick:
+			step()
 		case <-deadline:
-			t.Fatalf("not settled over %d members within %v: %v", members, waitFor, owners)
+			t.Fatalf("not settled over %v within %v: %v", members, waitFor, got)
 		}
 	}
 }
@@ -127,15 +173,120 @@ func TestShardSetJoinLeave(t *testing.T) {
 	e := newEnv(t)
 	r := newShardRig(e, 12)
 	a := r.join("a")
-	r.settled(t, 1)
+	r.settled(t, nil, "a")
 	b := r.join("b")
-	r.settled(t, 2)
+	r.settled(t, nil, "a", "b")
 	r.join("c")
-	before := r.settled(t, 3)
-	require.Equal(t, lease.AssignShards(r.shards, []string{"a", "b", "c"}), before)
+	got := r.settled(t, nil, "a", "b", "c")
+	count := map[string]int{}
+	for _, m := range got {
+		count[m]++
+	}
+	require.Equal(t, map[string]int{"a": 4, "b": 4, "c": 4}, count)
+
 	require.ErrorIs(t, b.leave(t), context.Canceled)
-	after := r.settled(t, 2)
-	require.Equal(t, lease.AssignShards(r.shards, []string{"a", "c"}), after)
+	r.settled(t, nil, "a", "c")
 	st := a.set.Status()
+	require.True(t, st.Announced)
 	require.Equal(t, []string{"a", "c"}, st.Members)
+	require.Len(t, st.Running, 6)
+	require.Equal(t, st.Assigned, slices.Sorted(maps.Keys(st.Running)))
+
+	// Works given up to another member were cancelled with a cause that
+	// says so; b's own were cancelled with its ctx's.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.causes {
+		if !errors.Is(c, context.Canceled) {
+			require.ErrorIs(t, c, lease.ErrNotHeld)
+		}
+	}
+}
+
+// A member that vanishes without releasing (cut off, its clock stopped)
+// drops out once its member Lease expires, and its shards are taken once
+// theirs do.
+func TestShardSetCrashedMemberShardsTaken(t *testing.T) {
+	e := newEnv(t)
+	r := newShardRig(e, 12)
+	clk := clocktesting.NewFakeClock(epoch) // a's and c's
+	r.joinOn("a", clk)
+	b := r.join("b")
+	r.joinOn("c", clk)
+	r.settled(t, nil, "a", "b", "c")
+	r.crash(b)
+	// b neither renews nor releases: after one TTL (+ MaxClockSkew) on
+	// a's and c's clock its Leases have expired.
+	r.settled(t, func() { clk.Step(500 * time.Millisecond) }, "a", "c")
+	require.GreaterOrEqual(t, clk.Since(epoch), 15*time.Second, "b's shards were taken before its Leases could expire")
+}
+
+func TestShardSetRunErrors(t *testing.T) {
+	e := newEnv(t)
+	r := newShardRig(e, 3)
+	a := r.join("a")
+	r.settled(t, nil, "a")
+	err := a.set.Run(e.ctx(), func(context.Context, string, lease.Token) error { return nil }, lease.ShardOptions{})
+	require.ErrorIs(t, err, lease.ErrBusy)
+	err = a.set.Run(e.ctx(), nil, lease.ShardOptions{})
+	require.ErrorContains(t, err, "work is nil")
+}
+
+func TestShardSettingsValidate(t *testing.T) {
+	cfg := &lease.Config{Host: "https://127.0.0.1:1"}
+	ok := lease.ShardSettings{Set: "orders", Shards: []string{"a", "b"}, Lease: lease.Settings{Owner: "me", Config: cfg}}
+	require.NoError(t, ok.Validate())
+	for _, c := range []struct {
+		name string
+		mod  func(*lease.ShardSettings)
+		want string
+	}{
+		{"no set", func(s *lease.ShardSettings) { s.Set = "" }, "Set is empty"},
+		{"bad set", func(s *lease.ShardSettings) { s.Set = "Orders_1" }, `Set "Orders_1" is not a DNS-1123 label`},
+		{"no shards", func(s *lease.ShardSettings) { s.Shards = nil }, "Shards is empty"},
+		{"empty shard", func(s *lease.ShardSettings) { s.Shards = []string{"a", ""} }, "Shards[1] is empty"},
+		{"duplicate", func(s *lease.ShardSettings) { s.Shards = []string{"a", "b", "a"} }, `Shards[2] "a" repeats Shards[0]`},
+		{"too many", func(s *lease.ShardSettings) { s.Shards = names("s", lease.MaxShards+1) }, "more than MaxShards"},
+		{"name set", func(s *lease.ShardSettings) { s.Lease.Name = "x" }, `Lease.Name "x" must be empty`},
+		{"labels set", func(s *lease.ShardSettings) { s.Lease.Labels = map[string]string{"a": "b"} }, "Lease.Labels"},
+		{"no owner", func(s *lease.ShardSettings) { s.Lease.Owner = "" }, "Lease.Owner is empty"},
+		{"no config", func(s *lease.ShardSettings) { s.Lease.Config = nil }, "Lease.Config is nil"},
+		{"bad ttl", func(s *lease.ShardSettings) { s.Lease.TTL = time.Millisecond }, "Lease.TTL 1ms is below the minimum"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := ok
+			s.Shards = slices.Clone(ok.Shards)
+			c.mod(&s)
+			err := s.Validate()
+			require.ErrorIs(t, err, lease.ErrInvalidSettings)
+			require.ErrorContains(t, err, c.want)
+			require.NotContains(t, err.Error(), "\n")
+			_, err = lease.NewShardSet(s)
+			require.ErrorIs(t, err, lease.ErrInvalidSettings)
+		})
+	}
+}
+
+func TestShardLeaseNames(t *testing.T) {
+	seen := map[string]string{}
+	for _, shard := range []string{"a", "A", "a_b", "a-b", "a.b", "ünï/cödé", "", "-", strings50("x")} {
+		n := lease.ShardLeaseName("orders", shard)
+		require.Empty(t, validationProblems(n), "%q → %q", shard, n)
+		require.LessOrEqual(t, len(n), 63+3+40+1+10)
+		if other, dup := seen[n]; dup {
+			t.Fatalf("shards %q and %q share the Lease name %q", other, shard, n)
+		}
+		seen[n] = shard
+	}
+	require.Regexp(t, `^orders-s-a-b-[0-9a-f]{10}$`, lease.ShardLeaseName("orders", "A_B"))
+	require.Regexp(t, `^orders-m-[0-9a-f]{10}$`, lease.MemberLeaseName("orders", "pod-1/x"))
+	require.Equal(t, "build-slot-7", lease.SlotLeaseName("build", 7))
+}
+
+func strings50(s string) string {
+	out := ""
+	for range 50 {
+		out += s
+	}
+	return out
 }

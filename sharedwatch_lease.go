@@ -145,16 +145,17 @@ func (l *KubernetesLease) addLabels(body *wire.Lease) {
 	}
 }
 
-// heldByOtherInView reports whether Settings.SharedWatch, when current,
-// shows the Lease held by another holder that may not be taken over yet,
-// so that a caller with other Leases to try (a Semaphore) can skip it
-// without a request. It records what it saw, as Holder does.
-func (l *KubernetesLease) heldByOtherInView() bool {
-	if !l.viewShared() {
-		return false
-	}
+// heldByOtherListed records obj (nil: none), listed at resourceVersion
+// rv, as an observation received now, unless this lease has seen it or a
+// newer record, and reports whether the record it has seen is held by
+// another holder that may not be taken over yet: a caller with other
+// Leases to try (a Semaphore) then skips this one without a request.
+func (l *KubernetesLease) heldByOtherListed(obj *wire.Lease, rv string) bool {
 	l.mu.Lock()
-	obj := l.seenObj
+	if l.newerThanSeenLocked(obj, rv) {
+		l.observeLocked(obj, l.now())
+	}
+	seen := l.seenObj
 	l.mu.Unlock()
-	return obj != nil && !l.mayTakeOver(obj)
+	return seen != nil && !l.mayTakeOver(seen)
 }
