@@ -14,6 +14,11 @@
 //	kubelease_renew_failures_total      failed renewal attempts (retried)
 //	kubelease_renew_latency_seconds     successful renewal latency (histogram)
 //	kubelease_deadline_left_seconds     time left before the deadline after the last renewal
+//
+// For a shard set, NewShardCollector exports its member's status (shards
+// assigned and running, moves, time unowned) with a "set" label. An
+// Observer in the set's Lease template would see every Lease of the set
+// under one name.
 package prometheus
 
 import (
