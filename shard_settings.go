@@ -30,7 +30,9 @@ type ShardSettings struct {
 	// Lease and one Lease per shard. Owner (unique per live process) and
 	// Config are required; Namespace, TTL, RenewalInterval,
 	// AcquireRetries, MaxClockSkew, WatchWhileHolding, Clock, Logger and
-	// Observer apply to each Lease as they do to a KubernetesLease. Name,
+	// Observer apply to each Lease as they do to a KubernetesLease (one
+	// Observer sees the events of all of them; for per-set metrics use
+	// ShardSet.Status, or the Prometheus adapter's ShardCollector). Name,
 	// Labels and SharedWatch must be left empty: the set names and labels
 	// its Leases (ShardLeaseName, MemberLeaseName) and watches them all with
 	// one NamespaceWatch of its own.
