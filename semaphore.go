@@ -387,9 +387,12 @@ func (sem *Semaphore) Wait(ctx context.Context) error {
 		return err
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	woke := make(chan struct{}, len(sem.slots))
 	var wg sync.WaitGroup
+	defer func() {
+		cancel() // the other slots' Waits return, then
+		wg.Wait()
+	}()
 	for _, l := range sem.slots {
 		wg.Add(1)
 		go func() {
@@ -399,7 +402,6 @@ func (sem *Semaphore) Wait(ctx context.Context) error {
 			}
 		}()
 	}
-	defer wg.Wait()
 	select {
 	case <-woke:
 		return nil
