@@ -1,9 +1,7 @@
 package lease
 
 import (
-	"cmp"
-	"crypto/sha256"
-	"encoding/binary"
+	"container/heap"
 	"slices"
 )
 
@@ -12,17 +10,26 @@ import (
 // member of a shard set computes alike from the members it sees live.
 //
 // It is rendezvous hashing with exact quotas. Every (shard, member) pair
-// gets a score, the first 8 bytes of SHA-256(member NUL shard); pairs are
-// taken from the highest score down, and a shard goes to the member of its
-// pair unless it already has an owner or the member is full. With N shards
-// and M members a member is full at ⌈N/M⌉ shards, or at ⌊N/M⌋ once N mod M
+// has a score, a 64-bit hash of the member and the shard (FNV-1a of
+// member, NUL, shard, then SplitMix64's finalizer); pairs are taken from
+// the highest score down, and a shard goes to the member of its pair
+// unless it already has an owner or the member is full. With N shards and
+// M members a member is full at ⌈N/M⌉ shards, or at ⌊N/M⌋ once N mod M
 // members have ⌈N/M⌉: so every member owns ⌊N/M⌋ or ⌈N/M⌉ shards
 // (max − min ≤ 1), and since each shard goes to the member that scores it
 // highest unless that member is full, a member joining or leaving moves
-// about N/M shards rather than reshuffling all of them.
+// about N/M shards (measured: 1.0–1.25 times N/(M+1) for a join) rather
+// than reshuffling all of them.
+//
+// The scores are part of the protocol between members: members that
+// computed them differently would disagree on the owners (which delays
+// moves; a shard is still held by one member at a time). They change only
+// in a major version.
 //
 // Duplicate shards or members count once; the empty member is ignored. The
-// result is empty when there are no members.
+// result is empty when there are no members. It costs O(N·M) time, plus
+// O(M) for each pair refused because its member was full: under 1 ms for
+// 1,000 shards over 10 members, tens of milliseconds for 10,000 over 100.
 func AssignShards(shards, members []string) map[string]string {
 	shards = uniqueSorted(shards, true)
 	members = uniqueSorted(members, false)
@@ -30,56 +37,119 @@ func AssignShards(shards, members []string) map[string]string {
 	if len(members) == 0 || len(shards) == 0 {
 		return out
 	}
-	type pair struct {
-		score  uint64
-		shard  int
-		member int
-	}
-	pairs := make([]pair, 0, len(shards)*len(members))
+	// prefix[m] is the FNV-1a state after member m and NUL.
+	prefix := make([]uint64, len(members))
 	for mi, m := range members {
-		h := sha256.New()
-		for si, s := range shards {
-			h.Reset()
-			h.Write([]byte(m))
-			h.Write([]byte{0})
-			h.Write([]byte(s))
-			var sum [sha256.Size]byte
-			pairs = append(pairs, pair{binary.BigEndian.Uint64(h.Sum(sum[:0])), si, mi})
-		}
+		prefix[mi] = fnvAdd(fnvAdd(fnvOffset, m), "\x00")
 	}
-	slices.SortFunc(pairs, func(a, b pair) int {
-		if c := cmp.Compare(b.score, a.score); c != 0 {
-			return c
+	// scores[si*M+mi] is the score of (shard si, member mi). The heap
+	// holds each unowned shard's best pair not yet refused, so pairs come
+	// out of it in the order one sort of all pairs would give.
+	m := len(members)
+	scores := make([]uint64, len(shards)*m)
+	h := make(pairHeap, 0, len(shards))
+	for si, s := range shards {
+		row := scores[si*m : (si+1)*m]
+		for mi := range members {
+			row[mi] = mix(fnvAdd(prefix[mi], s))
 		}
-		if c := cmp.Compare(a.shard, b.shard); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.member, b.member)
-	})
-	q, r := len(shards)/len(members), len(shards)%len(members)
-	count := make([]int, len(members))
-	taken := make([]bool, len(shards))
+		best := nextBest(row, ^uint64(0), -1)
+		h = append(h, pairAt{row[best], si, best})
+	}
+	heap.Init(&h)
+	q, rem := len(shards)/m, len(shards)%m
+	count := make([]int, m)
 	atCeil := 0 // members holding q+1 shards
-	left := len(shards)
-	for _, p := range pairs {
-		if taken[p.shard] {
-			continue
-		}
+	for h.Len() > 0 {
+		p := h[0]
+		full := false
 		switch c := count[p.member]; {
 		case c < q:
-		case c == q && atCeil < r:
+		case c == q && atCeil < rem:
 			atCeil++
 		default:
+			full = true
+		}
+		if !full {
+			count[p.member]++
+			out[shards[p.shard]] = members[p.member]
+			heap.Pop(&h)
 			continue
 		}
-		count[p.member]++
-		taken[p.shard] = true
-		out[shards[p.shard]] = members[p.member]
-		if left--; left == 0 {
-			break
-		}
+		// Refused: the shard's next best member, in the same order.
+		row := scores[p.shard*m : (p.shard+1)*m]
+		next := nextBest(row, p.score, p.member)
+		h[0] = pairAt{row[next], p.shard, next}
+		heap.Fix(&h, 0)
 	}
 	return out
+}
+
+// nextBest returns the member with the highest score in row that comes
+// after (score, member) in the order score descending, then member
+// ascending. Some member always does when it is called.
+func nextBest(row []uint64, score uint64, member int) int {
+	best := -1
+	for mi, sc := range row {
+		if sc > score || (sc == score && mi <= member) {
+			continue // at or before the pair refused
+		}
+		if best < 0 || sc > row[best] {
+			best = mi
+		}
+	}
+	return best
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvAdd(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// mix is SplitMix64's finalizer: FNV-1a alone spreads short, similar
+// strings poorly in the high bits.
+func mix(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// pairAt is a (shard, member) pair and its score.
+type pairAt struct {
+	score         uint64
+	shard, member int
+}
+
+// pairHeap orders pairs as one sort of all pairs would: score descending,
+// then shard, then member.
+type pairHeap []pairAt
+
+func (h pairHeap) Len() int { return len(h) }
+func (h pairHeap) Less(i, j int) bool {
+	a, b := h[i], h[j]
+	if a.score != b.score {
+		return a.score > b.score
+	}
+	if a.shard != b.shard {
+		return a.shard < b.shard
+	}
+	return a.member < b.member
+}
+func (h pairHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *pairHeap) Push(x any)   { *h = append(*h, x.(pairAt)) }
+func (h *pairHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // uniqueSorted returns a sorted copy of xs without duplicates, and without
