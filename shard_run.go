@@ -10,8 +10,14 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/kubelease/lease/internal/wire"
 	"k8s.io/utils/clock"
 )
+
+// errWithdrawn is the cause of a shard work's context when this member
+// stopped being one: its member Lease was lost, or it could not see the
+// set for a TTL.
+var errWithdrawn = fmt.Errorf("%w: this process is not a live member of the shard set now (its member Lease was lost, or it could not see the set's Leases)", ErrNotHeld)
 
 // errReassigned is the cause of a shard work's context when the shard was
 // assigned to another member.
@@ -27,7 +33,17 @@ type setRun struct {
 	view memberView
 	poke chan struct{} // wakes the loop: announced, a runner ended
 
-	runners                   map[string]*shardRunner // only the loop touches it
+	// changed says which of the set's Leases changed since it was last
+	// called (onChange); memberObjs are the member Leases as last seen,
+	// by name.
+	changed    func() ([]string, bool)
+	memberObjs map[string]*wire.Lease
+	// ann is the member Lease's RunSingleton while it runs; unsynced is
+	// since when the watch has not been current (zero: it is). Only the
+	// loop touches them and runners.
+	ann                       *announcement
+	unsynced                  time.Time
+	runners                   map[string]*shardRunner
 	lastAssigned, lastMembers []string
 	// assignedFor and assigned cache the last assignment computed: it
 	// changes only with the members.
@@ -52,13 +68,14 @@ func newSetRun(set *ShardSet, work func(context.Context, string, Token) error, o
 		o.MaxBackoff = DefaultMaxBackoff
 	}
 	return &setRun{
-		set:     set,
-		work:    work,
-		o:       o,
-		log:     set.logger(o),
-		view:    memberView{self: set.s.Lease.Owner, ttl: set.t.TTL, skew: set.t.MaxClockSkew, seen: map[string]memberSeen{}},
-		poke:    make(chan struct{}, 1),
-		runners: map[string]*shardRunner{},
+		set:        set,
+		work:       work,
+		o:          o,
+		log:        set.logger(o),
+		view:       memberView{self: set.s.Lease.Owner, ttl: set.t.TTL, skew: set.t.MaxClockSkew, seen: map[string]memberSeen{}},
+		poke:       make(chan struct{}, 1),
+		runners:    map[string]*shardRunner{},
+		memberObjs: map[string]*wire.Lease{},
 	}
 }
 
@@ -72,10 +89,9 @@ func (r *setRun) wake() {
 // run is Run's body: announce, then reconcile the shards run here with
 // the assignment at every change until ctx ends, then withdraw.
 func (r *setRun) run(ctx context.Context) error {
-	changes, stop := r.set.watch.onChange()
+	changes, changed, stop := r.set.watch.onChange()
 	defer stop()
-	mdone := make(chan error, 1)
-	go func() { mdone <- r.announce(ctx) }()
+	r.changed = changed
 	r.log.Info("kubelease: joining shard set", "shards", len(r.set.shards))
 
 	var timer clock.Timer
@@ -106,7 +122,10 @@ func (r *setRun) run(ctx context.Context) error {
 	for _, sr := range r.runners {
 		sr.cancel(context.Cause(ctx))
 	}
-	merr := <-mdone
+	var merr error
+	if r.ann != nil {
+		merr = <-r.ann.done
+	}
 	r.wg.Wait()
 	r.set.mu.Lock()
 	r.set.announced, r.set.members, r.set.mine = false, nil, nil
@@ -118,6 +137,55 @@ func (r *setRun) run(ctx context.Context) error {
 		errs = append(errs, merr)
 	}
 	return joinErrs(errs...)
+}
+
+// announcement is a run of announce.
+type announcement struct {
+	cancel context.CancelFunc
+	done   chan error // receives announce's result
+}
+
+// announced starts or stops the announcement as the watch is current or
+// not, and returns how long until it must be looked at again (0: only at
+// the next change).
+func (r *setRun) announced(ctx context.Context, synced bool, now time.Time) time.Duration {
+	if r.ann != nil {
+		select {
+		case err := <-r.ann.done:
+			r.ann = nil
+			if ctx.Err() == nil && err != nil {
+				r.log.Warn("kubelease: announcing this member failed", "err", err)
+			}
+		default:
+		}
+	}
+	if synced {
+		r.unsynced = time.Time{}
+		if r.ann == nil && ctx.Err() == nil {
+			actx, cancel := context.WithCancel(ctx)
+			a := &announcement{cancel: cancel, done: make(chan error, 1)}
+			r.ann = a
+			go func() {
+				a.done <- r.announce(actx)
+				r.wake()
+			}()
+		}
+		return 0
+	}
+	if r.unsynced.IsZero() {
+		r.unsynced = now
+	}
+	left := r.set.t.TTL - now.Sub(r.unsynced)
+	if r.ann == nil {
+		return 0
+	}
+	if left > 0 {
+		return left
+	}
+	r.log.Warn("kubelease: cannot see the shard set's Leases (list or watch refused, or the API server unreachable); withdrawing until it can",
+		"for", now.Sub(r.unsynced))
+	r.ann.cancel()
+	return 0
 }
 
 // announce holds the member Lease while ctx lasts, contending again after
@@ -142,83 +210,6 @@ func (r *setRun) setAnnounced(v bool) {
 	r.set.mu.Unlock()
 	r.log.Info("kubelease: shard set membership", "announced", v)
 	r.wake()
-}
-
-// reconcile computes the live members and the assignment from what the
-// watch has now, starts a runner for each shard assigned here, and stops
-// the runners of shards assigned elsewhere. It returns how long until a
-// member would expire (0: no timer needed).
-func (r *setRun) reconcile(ctx context.Context) time.Duration {
-	leases, synced := r.set.watch.snapshot()
-	now := r.set.clock.Now()
-	others, next := r.view.live(leases, now)
-
-	r.set.mu.Lock()
-	announced := r.set.announced
-	members := others
-	if announced {
-		members = append(slices.Clone(others), r.set.s.Lease.Owner)
-		slices.Sort(members)
-	}
-	var mine []string
-	if announced && synced {
-		mine = r.assign(members)
-	}
-	// Note which shards are without a holder, for ShardStatus.Unowned.
-	for i, shard := range r.set.shards {
-		obj := leases[r.set.names[i]]
-		if obj == nil || obj.Spec.Holder() == "" {
-			if _, ok := r.set.freeSince[shard]; !ok {
-				r.set.freeSince[shard] = now
-			}
-		} else {
-			delete(r.set.freeSince, shard)
-		}
-	}
-	if synced {
-		r.set.members, r.set.mine = members, mine
-	}
-	r.set.mu.Unlock()
-
-	if synced && (!slices.Equal(members, r.lastMembers) || !slices.Equal(mine, r.lastAssigned)) {
-		r.lastMembers, r.lastAssigned = members, mine
-		r.log.Info("kubelease: shard assignment", "members", members, "mine", len(mine))
-		if r.o.OnAssigned != nil {
-			r.o.OnAssigned(slices.Clone(members), slices.Clone(mine))
-		}
-	}
-
-	// Runners that ended are forgotten, so that a shard wanted again gets
-	// a new one.
-	for shard, sr := range r.runners {
-		select {
-		case <-sr.done:
-			delete(r.runners, shard)
-		default:
-		}
-	}
-	if !synced {
-		// Not current (listing, or refused): keep what runs, start nothing.
-		return next
-	}
-	want := make(map[string]bool, len(mine))
-	for _, shard := range mine {
-		want[shard] = true
-		if r.runners[shard] == nil {
-			r.start(ctx, shard)
-		}
-	}
-	for shard, sr := range r.runners {
-		if !want[shard] && !sr.stopped {
-			sr.stopped = true
-			r.set.mu.Lock()
-			r.set.movedOut++
-			r.set.mu.Unlock()
-			r.log.Info("kubelease: shard assigned elsewhere; stopping its work", "shard", shard)
-			sr.cancel(errReassigned)
-		}
-	}
-	return next
 }
 
 // assign returns the shards assigned to us among members, sorted.

@@ -46,15 +46,19 @@ import (
 // A ShardSet runs one Run at a time; Status may be called at any time.
 type ShardSet struct {
 	s      ShardSettings
-	shards []string // sorted, unique
-	names  []string // names[i] is the Lease name of shards[i]
-	t      resolved // the Lease template, with defaults
+	shards []string          // sorted, unique
+	names  []string          // names[i] is the Lease name of shards[i]
+	byName map[string]string // shard Lease name → shard
+	t      resolved          // the Lease template, with defaults
 	watch  *NamespaceWatch
 	member *KubernetesLease
 	clock  clock.WithTicker
 
 	mu        sync.Mutex
 	running   bool
+	closed    bool
+	stopRun   context.CancelCauseFunc     // ends the Run in progress; nil when none
+	runDone   chan struct{}               // closed when that Run has returned
 	leases    map[string]*KubernetesLease // shard → its Lease, made on first use
 	announced bool                        // we hold our member Lease
 	members   []string                    // live members, as last computed
@@ -113,8 +117,11 @@ func NewShardSet(s ShardSettings) (*ShardSet, error) {
 		active:    map[string]Token{},
 		freeSince: map[string]time.Time{},
 	}
+	set.byName = make(map[string]string, len(set.shards))
 	for _, shard := range set.shards {
-		set.names = append(set.names, ShardLeaseName(s.Set, shard))
+		n := ShardLeaseName(s.Set, shard)
+		set.names = append(set.names, n)
+		set.byName[n] = shard
 	}
 	set.member, err = set.newLease(MemberLeaseName(s.Set, s.Lease.Owner), RoleMember)
 	if err != nil {
@@ -165,9 +172,24 @@ func (set *ShardSet) Status() ShardStatus {
 	}
 }
 
-// Close stops the set's NamespaceWatch. Call it after the last Run has
-// returned; it is idempotent.
-func (set *ShardSet) Close() { set.watch.Close() }
+// ErrClosed is the cause with which Close ends a Run in progress, and what
+// Run returns on a closed ShardSet.
+var ErrClosed = errors.New("lease: the shard set was closed")
+
+// Close ends the Run in progress, if any, as if its ctx had ended (cause
+// ErrClosed), waits for it to return, and stops the set's NamespaceWatch.
+// It is idempotent; Run on a closed set returns ErrClosed.
+func (set *ShardSet) Close() {
+	set.mu.Lock()
+	set.closed = true
+	stop, done := set.stopRun, set.runDone
+	set.mu.Unlock()
+	if stop != nil {
+		stop(ErrClosed)
+		<-done
+	}
+	set.watch.Close()
+}
 
 // RunShards is NewShardSet, then Run, then Close.
 func RunShards(ctx context.Context, s ShardSettings, work func(ctx context.Context, shard string, token Token) error, opts ShardOptions) error {
@@ -198,22 +220,38 @@ func RunShards(ctx context.Context, s ShardSettings, work func(ctx context.Conte
 // work returns, and returns ctx's cause (joined with an error matching
 // ErrWorkDidNotStop for a work that did not return in time). Errors from
 // the API server are retried with backoff for as long as ctx lasts. A
-// second Run on the same ShardSet while one runs returns ErrBusy.
+// second Run on the same ShardSet while one runs returns ErrBusy; Close
+// ends a Run as ctx would.
+//
+// A member announces itself only while it can see the set: its
+// NamespaceWatch has listed the set's Leases and keeps them current. One
+// that cannot (list or watch refused, the API server unreachable) for a
+// TTL withdraws, as a leaving member does, and announces itself again once
+// it sees the set, so that the others do not hand it shards it would not
+// know to take.
 func (set *ShardSet) Run(ctx context.Context, work func(ctx context.Context, shard string, token Token) error, opts ShardOptions) error {
 	if work == nil {
 		return errors.New("lease: ShardSet.Run: work is nil; pass the function to run for each shard held")
 	}
 	set.mu.Lock()
-	if set.running {
+	switch {
+	case set.closed:
+		set.mu.Unlock()
+		return ErrClosed
+	case set.running:
 		set.mu.Unlock()
 		return ErrBusy
 	}
-	set.running = true
+	ctx, stop := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	set.running, set.stopRun, set.runDone = true, stop, done
 	set.mu.Unlock()
 	defer func() {
 		set.mu.Lock()
-		set.running = false
+		set.running, set.stopRun, set.runDone = false, nil, nil
 		set.mu.Unlock()
+		stop(nil)
+		close(done)
 	}()
 	r := newSetRun(set, work, opts)
 	return r.run(ctx)

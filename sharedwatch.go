@@ -71,7 +71,7 @@ type NamespaceWatch struct {
 	// subs are the leases standing by, by Lease name.
 	subs map[string]map[*standby]*KubernetesLease
 	// watchers hear of every change (onChange); nil until the first.
-	watchers map[chan struct{}]struct{}
+	watchers map[chan struct{}]*changeSet
 }
 
 // NamespaceWatchOptions are the optional settings of a NamespaceWatch. The
@@ -177,7 +177,7 @@ func (w *NamespaceWatch) Close() {
 		return
 	}
 	w.closed, w.synced = true, false
-	w.pokeLocked()
+	w.pokeLocked(nil, true)
 	cancel, done := w.cancel, w.done
 	subs := w.subs
 	w.subs = map[string]map[*standby]*KubernetesLease{}

@@ -39,7 +39,7 @@ func (w *NamespaceWatch) apply(typ string, obj *wire.Lease) {
 		changed = []string{obj.Name}
 	}
 	out := w.deliveriesLocked(changed, !wasLive)
-	w.pokeLocked()
+	w.pokeLocked(changed, !wasLive)
 	w.mu.Unlock()
 	deliver(out)
 }
@@ -65,7 +65,7 @@ func (w *NamespaceWatch) replace(items []*wire.Lease, rv string) {
 		}
 	}
 	out := w.deliveriesLocked(changed, !wasLive || wasRefused)
-	w.pokeLocked()
+	w.pokeLocked(nil, true)
 	w.mu.Unlock()
 	deliver(out)
 }
@@ -80,7 +80,7 @@ func (w *NamespaceWatch) setStatus(live, refused bool) {
 	}
 	w.synced, w.refused = live, refused
 	out := w.deliveriesLocked(nil, true)
-	w.pokeLocked()
+	w.pokeLocked(nil, true)
 	w.mu.Unlock()
 	deliver(out)
 }

@@ -6,31 +6,63 @@ import (
 	"github.com/kubelease/lease/internal/wire"
 )
 
-// onChange returns a channel that receives (without blocking w: it has
-// room for one) after every change of what w knows or of its status, for
-// a reader of the whole selection (a ShardSet's view of its members), and
-// a function that stops it. It starts w.
-func (w *NamespaceWatch) onChange() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+// changeSet is what changed for one onChange reader since it last asked:
+// the names of the Leases that changed, or all (a list replaced what was
+// known, or the status changed).
+type changeSet struct {
+	names map[string]struct{}
+	all   bool
+}
+
+// onChange registers a reader of the whole selection (a ShardSet's view of
+// its members and shards) and starts w. The channel receives (without
+// blocking w: it has room for one) after every change of what w knows or
+// of its status; changed then says what changed. stop unregisters it.
+func (w *NamespaceWatch) onChange() (ch <-chan struct{}, changed func() (names []string, all bool), stop func()) {
+	c := make(chan struct{}, 1)
+	cs := &changeSet{names: map[string]struct{}{}, all: true}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.watchers == nil {
-		w.watchers = map[chan struct{}]struct{}{}
+		w.watchers = map[chan struct{}]*changeSet{}
 	}
-	w.watchers[ch] = struct{}{}
+	w.watchers[c] = cs
 	w.startLocked()
-	return ch, func() {
+	changed = func() ([]string, bool) {
 		w.mu.Lock()
-		delete(w.watchers, ch)
+		defer w.mu.Unlock()
+		names, all := make([]string, 0, len(cs.names)), cs.all
+		for n := range cs.names {
+			names = append(names, n)
+		}
+		clear(cs.names)
+		cs.all = false
+		return names, all
+	}
+	stop = func() {
+		w.mu.Lock()
+		delete(w.watchers, c)
 		w.mu.Unlock()
 	}
+	return c, changed, stop
 }
 
-// pokeLocked tells every onChange reader that something changed.
-func (w *NamespaceWatch) pokeLocked() {
-	for ch := range w.watchers {
+// pokeLocked tells every onChange reader that the Leases named in changed
+// changed, or, when all is set, that everything may have.
+func (w *NamespaceWatch) pokeLocked(changed []string, all bool) {
+	if !all && len(changed) == 0 {
+		return
+	}
+	for c, cs := range w.watchers {
+		if all {
+			cs.all = true
+		} else {
+			for _, n := range changed {
+				cs.names[n] = struct{}{}
+			}
+		}
 		select {
-		case ch <- struct{}{}:
+		case c <- struct{}{}:
 		default:
 		}
 	}
@@ -42,4 +74,16 @@ func (w *NamespaceWatch) snapshot() (map[string]*wire.Lease, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return maps.Clone(w.leases), w.synced && !w.refused
+}
+
+// lookup returns what w knows of the Leases named (nil for each it does not
+// have) and whether w is current.
+func (w *NamespaceWatch) lookup(names []string) ([]*wire.Lease, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]*wire.Lease, len(names))
+	for i, n := range names {
+		out[i] = w.leases[n]
+	}
+	return out, w.synced && !w.refused
 }
