@@ -22,17 +22,17 @@
 //     (expiry rule (b), MaxClockSkew 1 s) is TTL + 1 s after their last
 //     renewal, so 3 to 4 s here. It also prints any partition the
 //     survivors moved between them;
-//  3. a fourth replica joining: each partition that moves to it is released
-//     by its old owner once that owner's work has returned, and the demo
-//     prints the time from the old owner's OnStopped to the new owner's
-//     OnStarted;
+//  3. a fourth replica joining: each partition that moves (to it, or at
+//     times between the others as the quotas shift) is released by its old
+//     owner once that owner's work has returned, and the demo prints the
+//     time from the old owner's OnStopped to the new owner's OnStarted;
 //  4. a clean shutdown, after which the Leases left in the API server are
 //     listed: only the crashed replica's member Lease, which nobody
 //     deletes.
 //
 // After each change the demo checks that no partition ever ran on two
 // replicas at once. It exits 0 when all of this happened, and 1 with a
-// message when a step did not happen within 15 s. It takes about 7
+// message when a step did not happen within 15 s. It takes about 6
 // seconds. With -v the library's logs go to stderr.
 package main
 
@@ -53,7 +53,7 @@ const (
 
 var (
 	start time.Time
-	outMu sync.Mutex
+	outMu sync.Mutex // one line at a time on stdout
 )
 
 // say prints one line prefixed with the time elapsed since the start.

@@ -33,7 +33,7 @@ type tracker struct {
 	shards  []string
 	changed chan struct{} // has room for one: a change since the last look
 
-	mu      sync.Mutex
+	mu      sync.Mutex          // guards the fields below
 	running map[string]*replica // partition → replica whose work runs it
 	last    map[string]stop
 	moves   []move // since the last takeMoves
