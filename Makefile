@@ -19,6 +19,7 @@ cover:
 
 demo:
 	$(GO) run ./examples/election
+	$(GO) run ./examples/shards
 
 ci:
 	bash .ci/run

@@ -167,6 +167,93 @@
 // restrict by resourceNames; the per-lease watch works with a Role that
 // grants "watch" only on the Lease's name.
 //
+// # Shard sets
+//
+// A ShardSet spreads a fixed list of shards (partitions, tenants, queues)
+// over the processes that run it, its members: NewShardSet, then Run
+// (RunShards does both). Each member announces itself with a Lease of its
+// own (MemberLeaseName), each shard is a Lease (ShardLeaseName), all
+// labelled LabelShardSet, and each member sees them all through one
+// NamespaceWatch: the API server is all that members share. A member
+// counts the others live while their member Leases are held and not
+// expired by rule (a) or (b) above, and itself while it holds its own.
+// Every member computes the assignment (AssignShards) from the members it
+// sees, and runs work for each shard assigned to it, under that shard's
+// Lease as RunSingleton would, with the shard's fencing token.
+//
+// What carries over from the Lease: at most one member holds a shard at any
+// instant, work for a shard runs only while its member holds the shard's
+// Lease, and each new tenure of a shard has a greater token. A planned move
+// does not overlap either: the old owner cancels its work (cause: an error
+// matching ErrNotHeld), waits for it to return, and only then releases the
+// shard's Lease; work that does not return within GracePeriod keeps the
+// shard held until it does. What can overlap: a tenure that is lost rather
+// than handed over (renewals failing until the deadline, a process paused)
+// cancels its work within 250 ms of awake time after CheckAlive turned
+// false, as RunSingleton does, but a member that takes the shard over once
+// its Lease has expired may start while that work is still returning. Fence
+// a shard's side effects with its token.
+//
+// Assignment: rendezvous hashing with exact quotas, so that every member
+// has ⌊N/M⌋ or ⌈N/M⌉ of N shards over M members, and a member that joins
+// or leaves moves about N/M shards (a few more at times: a shard can also
+// move between members that stay, as the quotas shift) rather than
+// reshuffling all of them. Members whose views differ for a moment (an
+// event not yet delivered) may both want a shard; its Lease lets only one
+// hold it, so a disagreement delays a move and never runs a shard twice.
+// A planned move takes a release and a watch event: milliseconds on a
+// healthy API server. A member that crashes or is cut off stops renewing:
+// the others drop it when its member Lease expires, then take each of its
+// shards when that shard's Lease expires. With the fast path (rule (b))
+// that is TTL + MaxClockSkew after its last renewal, about one TTL (in
+// examples/shards, TTL 3 s: between 3 and 4 s after the crash). With the
+// fast path off it can take up to two TTLs after the last renewal: the new
+// owner judges the shard's Lease by rule (a) from when it first looks at
+// it, once the member Lease has expired.
+//
+// Limits:
+//   - A member that loses its own member Lease (its renewals failed past
+//     the deadline) counts itself out: it stops the work of all its shards
+//     and releases them until it holds its member Lease again.
+//   - A member runs no shard until its NamespaceWatch has listed the
+//     set's Leases, and starts none while the list is refused: list is
+//     required. When only watch is refused it lists every
+//     DefaultNamespacePollInterval (5 s) instead, and moves wait for it.
+//   - The member Lease of a crashed member is left behind, expired: nothing
+//     deletes it (kubectl delete lease does). Members ignore it by rule (b);
+//     with the fast path off, a member that joins counts it live for one
+//     TTL, which delays the moves that member makes.
+//   - Every member must be given the same Shards (in any order); members
+//     with different lists compute different assignments.
+//
+// Permissions: get, create, update, delete, list and watch on leases in
+// the set's namespace; list and watch cannot be restricted by
+// resourceNames, and neither, in practice, can the others, since member
+// Lease names come from Owners. Give a set a namespace of its own if the
+// other Leases there are not to be read. Cost per member: one renewal of
+// its member Lease and of each shard it holds every RenewalInterval, and
+// one open watch; so the whole set renews M + N Leases per
+// RenewalInterval.
+//
+// # Semaphores
+//
+// A Semaphore lets at most Slots processes hold it at once (NewSemaphore).
+// Each slot is a Lease (SlotLeaseName) with the guarantees above, so each
+// holder holds one slot of its own with that slot's token. Tokens of
+// different slots are tokens of different Leases: fence per slot (Slot
+// says which). A Semaphore is a Lease (Acquire
+// takes a free slot, trying first the one its Owner hashes to and skipping
+// those its watch shows held), a Waker and a ReleaseHooker, so RunSingleton
+// runs work under it: at most Slots works at once across all processes,
+// the others standing by on the Semaphore's watch. The limits of a Lease
+// apply per slot: a holder that loses its slot may still be winding down
+// when another process takes that slot, so more than Slots works can
+// overlap for that long. Every process must be given the same Name and Slots: a process
+// given more slots uses slots the others do not count. It needs the
+// permissions of a shard set; when list and watch are refused, Acquire
+// reads each slot instead. Cost: one renewal per RenewalInterval for the
+// slot held, and one open watch per Semaphore.
+//
 // # Namespace
 //
 // The Lease lives in Settings.Namespace, else the Config's namespace (from the
