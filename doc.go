@@ -214,11 +214,15 @@
 // Limits:
 //   - A member that loses its own member Lease (its renewals failed past
 //     the deadline) counts itself out: it stops the work of all its shards
-//     and releases them until it holds its member Lease again.
-//   - A member runs no shard until its NamespaceWatch has listed the
-//     set's Leases, and starts none while the list is refused: list is
-//     required. When only watch is refused it lists every
-//     DefaultNamespacePollInterval (5 s) instead, and moves wait for it.
+//     (cause: an error matching ErrNotHeld that says so) and releases them
+//     until it holds its member Lease again.
+//   - A member announces itself (and so is handed shards) only while its
+//     NamespaceWatch has listed the set's Leases and keeps them current.
+//     One that cannot see the set for a TTL (list or watch refused, the
+//     API server unreachable) withdraws as above, and announces itself
+//     again once it can; without list permission it never joins. When
+//     only watch is refused it lists every DefaultNamespacePollInterval
+//     (5 s) instead, and moves wait for it.
 //   - The member Lease of a crashed member is left behind, expired: nothing
 //     deletes it (kubectl delete lease does). Members ignore it by rule (b);
 //     with the fast path off, a member that joins counts it live for one
@@ -241,18 +245,22 @@
 // Each slot is a Lease (SlotLeaseName) with the guarantees above, so each
 // holder holds one slot of its own with that slot's token. Tokens of
 // different slots are tokens of different Leases: fence per slot (Slot
-// says which). A Semaphore is a Lease (Acquire
-// takes a free slot, trying first the one its Owner hashes to and skipping
-// those its watch shows held), a Waker and a ReleaseHooker, so RunSingleton
+// says which). A Semaphore is a Lease (Acquire lists the slots, one
+// request, and takes a free one, trying first the one its Owner hashes to
+// and skipping those held by a live holder), a Waker and a ReleaseHooker,
+// so RunSingleton
 // runs work under it: at most Slots works at once across all processes,
 // the others standing by on the Semaphore's watch. The limits of a Lease
 // apply per slot: a holder that loses its slot may still be winding down
 // when another process takes that slot, so more than Slots works can
-// overlap for that long. Every process must be given the same Name and Slots: a process
-// given more slots uses slots the others do not count. It needs the
-// permissions of a shard set; when list and watch are refused, Acquire
-// reads each slot instead. Cost: one renewal per RenewalInterval for the
-// slot held, and one open watch per Semaphore.
+// overlap for that long. Every process must be given the same Name and
+// Slots: a process given more slots uses slots the others do not count. It
+// needs the permissions of a shard set; when list is refused, Acquire
+// reads each slot instead, and a standby watches each slot alone. Cost:
+// one renewal per RenewalInterval for the slot held; a standby keeps one
+// open watch (the Semaphore's, from its first Wait) and makes one list per
+// attempt, that is when a slot may be free and at most every
+// ResyncInterval under RunSingleton.
 //
 // # Namespace
 //

@@ -32,12 +32,13 @@ func ExampleAssignShards() {
 		}
 	}
 	// Output:
-	// replica-a [ap-2 ap-3 us-1]
-	// replica-b [ap-1 us-2 us-3]
-	// replica-c [eu-1 eu-2 eu-3]
-	// replica-d joins: [ap-1 eu-1]
+	// replica-a [eu-2 us-1 us-2]
+	// replica-b [ap-1 eu-3 us-3]
+	// replica-c [ap-2 ap-3 eu-1]
+	// replica-d joins: [eu-1 us-1 us-3]
 	//   eu-1 moves from replica-c
-	//   ap-1 moves from replica-b
+	//   us-1 moves from replica-a
+	//   us-3 moves from replica-b
 }
 
 // owned returns the shards assigned to member, sorted.
@@ -125,8 +126,8 @@ func ExampleShardSet_Run() {
 	_, exists := srv.Get("default", lease.ShardLeaseName("orders", "p0"))
 	fmt.Println("p0's Lease exists:", exists)
 	// Output:
-	// replica-a sees replica-a and replica-b, runs [p0 p2 p3]
-	// replica-b sees replica-a and replica-b, runs [p1 p4 p5]
+	// replica-a sees replica-a and replica-b, runs [p0 p3 p4]
+	// replica-b sees replica-a and replica-b, runs [p1 p2 p5]
 	// Run returned: true
 	// Run returned: true
 	// p0's Lease exists: false
