@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/kubelease/lease"
+	"github.com/kubelease/lease/leasetest"
 	"github.com/stretchr/testify/require"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // Review: Semaphore.Wait must return once any slot is released, even while
@@ -99,4 +101,40 @@ func TestReviewShardsSemaphoreRunSingletonThirdStartsAfterRelease(t *testing.T) 
 		t.Fatal("a did not stop")
 	}
 	await(c.started, "c did not start after a released its slot (Semaphore.Wait hangs: semaphore.go:390-402)")
+}
+
+// Review: Semaphore.Acquire starts with a list of the slots
+// (othersHold → NamespaceWatch.fetch), whose timeout is listTimeout (1 min),
+// not the lease's request timeout (TTL − margin, acquire.go:112; DESIGN §4:
+// "Each request's timeout is ≤ TTL − margin"). A list that hangs holds
+// Acquire, and RunSingleton's contention, for a minute at TTL 15 s.
+func TestReviewShardsSemaphoreAcquireListBoundedByTTL(t *testing.T) {
+	e := newEnv(t)
+	ctx := e.ctx()
+	clk := clocktesting.NewFakeClock(epoch)
+	sem, err := lease.NewSemaphore(lease.SemaphoreSettings{
+		Name: "build", Slots: 2,
+		Lease: lease.Settings{Owner: "c", Config: e.srv.Config(), Clock: clk, TTL: 15 * time.Second},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = sem.Release(context.Background())
+		sem.Close()
+	})
+	e.srv.InjectFault(leasetest.Fault{Verb: "list", Hang: true})
+	done := make(chan error, 1)
+	go func() {
+		_, err := sem.Acquire(ctx)
+		done <- err
+	}()
+	require.NoError(t, e.srv.AwaitReceived(ctx, 1)) // the list hangs
+	clk.Step(15 * time.Second)                      // past TTL − margin
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(3 * time.Second):
+		clk.Step(time.Minute)
+		<-done
+		t.Fatal("Semaphore.Acquire still waits on its list one TTL after sending it: the list's timeout is listTimeout (1 min, sharedwatch_run.go:19, used by fetch at sharedwatch_list.go:27), not TTL − margin")
+	}
 }

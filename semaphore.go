@@ -268,6 +268,10 @@ func (sem *Semaphore) AcquireWithToken(ctx context.Context) (Token, bool, error)
 // returns nil when the list failed (refused, say): every slot is then
 // tried.
 func (sem *Semaphore) othersHold(ctx context.Context) []bool {
+	// Bounded as one of Acquire's requests is: TTL less the margin.
+	ttl := sem.slots[0].s.TTL
+	ctx, cancel := withTimeout(ctx, sem.slots[0].clock, ttl-margin(ttl))
+	defer cancel()
 	items, rv, err := sem.watch.fetch(ctx)
 	if err != nil {
 		return nil

@@ -260,7 +260,10 @@ func (r *setRun) runShard(rctx context.Context, shard string, l *KubernetesLease
 		backoff.WithClockProvider(r.set.clock),
 	)
 	for {
-		var tok Token
+		var (
+			tok     Token
+			startAt time.Time // when work started; zero if it did not
+		)
 		err := RunSingleton(rctx, l, func(wctx context.Context) error {
 			return r.work(wctx, shard, tok)
 		}, SingletonOptions{
@@ -269,7 +272,7 @@ func (r *setRun) runShard(rctx context.Context, shard string, l *KubernetesLease
 			Clock:       r.set.clock,
 			Logger:      log,
 			OnStarted: func(t Token) {
-				tok = t
+				tok, startAt = t, r.set.clock.Now()
 				r.started(shard, t)
 			},
 			OnStopped: func(t Token, reason error) {
@@ -285,7 +288,11 @@ func (r *setRun) runShard(rctx context.Context, shard string, l *KubernetesLease
 			return
 		}
 		// Work returned by itself (RunSingleton released the shard), or
-		// an earlier work still runs (ErrBusy): start again later.
+		// an earlier work still runs (ErrBusy): start again later, soon
+		// if it ran for a while (the backoff is for works that fail fast).
+		if !startAt.IsZero() && r.set.clock.Since(startAt) >= r.o.MaxBackoff {
+			b.Reset()
+		}
 		d := b.NextBackOff()
 		log.Warn("kubelease: shard work returned; starting it again", "err", err, "retryIn", d)
 		t := r.set.clock.NewTimer(d)
