@@ -25,11 +25,11 @@ import (
 // Unless -chaos.n is given, `go test` runs defaultShardsN schedules. As for
 // the runner campaign, a re-run of one seed need not replay it event for
 // event: the trace file it prints is the record.
-const defaultShardsN = 12
+const defaultShardsN = 8
 
 var chaosShardsLog = flag.Bool("chaosshards.log", false, "put the library's log lines in the shard campaign's traces")
 
-var chaosShardBugSeeds = flag.Int("chaosshards.bugseeds", 6, "schedules per case in TestChaosShardsFindsKnownBugs")
+var chaosShardBugSeeds = flag.Int("chaosshards.bugseeds", 3, "schedules per case in TestChaosShardsFindsKnownBugs")
 
 // shardConfig is one shard schedule's setup.
 type shardConfig struct {
@@ -213,7 +213,7 @@ func TestChaosShardsFindsKnownBugs(t *testing.T) {
 				seeds[i] = 7000 + uint64(i)
 			}
 			results := shardCampaign(t, seeds, func(sc *shardConfig) {
-				sc.flaw = tc.flaw
+				sc.flaw, sc.faultFor = tc.flaw, 20*time.Second
 				if tc.mod != nil {
 					tc.mod(sc)
 				}
