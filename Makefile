@@ -26,12 +26,15 @@ ci:
 
 # The long fault-schedule campaigns: 2,000 seeded schedules of the lease
 # (docs/design.md §1: the safety promise checked by machine), then 2,000 of the runner
-# (docs/design.md §1 and §5, on works). A failing seed re-runs alone with
-# go test -run 'TestChaos$' -chaos.seed=<seed> -v . ('TestChaosRunner$' for a runner seed).
+# (docs/design.md §1 and §5, on works), then 1,000 of shard sets (members joining,
+# leaving, crashing, freezing, cut off; invariants in chaos_shards_check_test.go).
+# A failing seed re-runs alone with go test -run 'TestChaos$' -chaos.seed=<seed> -v .
+# ('TestChaosRunner$' for a runner seed, 'TestChaosShards$' for a shard seed).
 chaos:
 	$(GO) test -race -count=1 -run 'TestChaos$$' -chaos.n=2000 -timeout 60m -v . > chaos.out 2>&1; \
 	status=$$?; \
 	$(GO) test -race -count=1 -run 'TestChaosRunner$$' -chaos.n=2000 -timeout 60m -v . >> chaos.out 2>&1 || status=1; \
+	$(GO) test -race -count=1 -run 'TestChaosShards$$' -chaos.n=1000 -timeout 90m -v . >> chaos.out 2>&1 || status=1; \
 	grep -E '^(---|ok|FAIL|PASS)|chaos:|seed [0-9]+:' chaos.out; exit $$status
 
 # Each fuzz target for FUZZTIME (default 60s), one after the other, in every

@@ -79,7 +79,10 @@ func (tr *chaosTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case netDrop:
 		resp, err := tr.base.RoundTrip(req)
 		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
+			// A watch's body does not end: the connection just dies.
+			if req.URL.Query().Get("watch") != "true" {
+				_, _ = io.Copy(io.Discard, resp.Body)
+			}
 			resp.Body.Close()
 		}
 		return nil, errInjected

@@ -218,7 +218,7 @@ func (r *setRun) assign(members []string) []string {
 		return r.assigned
 	}
 	var mine []string
-	for shard, m := range AssignShards(r.set.shards, members) {
+	for shard, m := range r.set.assignShards(r.set.shards, members) {
 		if m == r.set.s.Lease.Owner {
 			mine = append(mine, shard)
 		}

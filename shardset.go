@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -53,6 +54,7 @@ type ShardSet struct {
 	watch  *NamespaceWatch
 	member *KubernetesLease
 	clock  clock.WithTicker
+	test   atomic.Pointer[shardTestHooks] // nil outside this package's tests
 
 	mu        sync.Mutex
 	running   bool

@@ -50,3 +50,20 @@ func (l *KubernetesLease) ignoresDeadline() bool {
 	h := l.test.Load()
 	return h != nil && h.ignoreDeadline
 }
+
+// shardTestHooks are a ShardSet's seams for this package's tests
+// (export_shards_test.go sets them). A ShardSet outside those tests has
+// none.
+type shardTestHooks struct {
+	// assign replaces AssignShards: a deliberate bug, so that tests can
+	// show the shard campaign's checker finds a broken assignment.
+	assign func(shards, members []string) map[string]string
+}
+
+// assignShards is AssignShards, unless a test planted a replacement.
+func (set *ShardSet) assignShards(shards, members []string) map[string]string {
+	if h := set.test.Load(); h != nil && h.assign != nil {
+		return h.assign(shards, members)
+	}
+	return AssignShards(shards, members)
+}

@@ -1,0 +1,23 @@
+package lease
+
+// Test seams of the shard campaign (chaos_shards_*_test.go) for the external
+// test package.
+
+// ShardLeaseOf returns the Lease set uses for shard, or nil when it has not
+// made it yet (a shard is given its Lease the first time it is assigned
+// here). The checker reads it with WouldCheckAlive.
+func ShardLeaseOf(set *ShardSet, shard string) *KubernetesLease {
+	set.mu.Lock()
+	defer set.mu.Unlock()
+	return set.leases[shard]
+}
+
+// MemberLeaseOf returns the Lease by which set announces its member.
+func MemberLeaseOf(set *ShardSet) *KubernetesLease { return set.member }
+
+// PlantAssignment makes set compute its assignment with assign instead of
+// AssignShards: a deliberate bug, only for showing that the shard
+// campaign's checker finds one. Call before Run.
+func PlantAssignment(set *ShardSet, assign func(shards, members []string) map[string]string) {
+	set.test.Store(&shardTestHooks{assign: assign})
+}
