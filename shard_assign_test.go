@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-func names(prefix string, n int) []string {
+func numbered(prefix string, n int) []string {
 	out := make([]string, n)
 	for i := range out {
 		out[i] = fmt.Sprintf("%s-%d", prefix, i)
@@ -47,7 +47,7 @@ func TestAssignShardsBalancedAndComplete(t *testing.T) {
 	for _, c := range []struct{ shards, members int }{
 		{1, 1}, {1, 3}, {12, 5}, {100, 5}, {100, 6}, {100, 7}, {1000, 10}, {7, 7}, {3, 10},
 	} {
-		shards, members := names("s", c.shards), names("m", c.members)
+		shards, members := numbered("s", c.shards), numbered("m", c.members)
 		a := lease.AssignShards(shards, members)
 		require.Len(t, a, c.shards, "%+v: every shard has an owner", c)
 		for s, m := range a {
@@ -60,7 +60,7 @@ func TestAssignShardsBalancedAndComplete(t *testing.T) {
 }
 
 func TestAssignShardsDeterministic(t *testing.T) {
-	shards, members := names("s", 50), names("m", 4)
+	shards, members := numbered("s", 50), numbered("m", 4)
 	want := lease.AssignShards(shards, members)
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 20 {
@@ -78,7 +78,7 @@ func TestAssignShardsDeterministic(t *testing.T) {
 // assignment is not reshuffled.
 func TestAssignShardsMovesFew(t *testing.T) {
 	for _, c := range []struct{ shards, members int }{{100, 5}, {12, 3}, {1000, 10}, {60, 2}} {
-		shards, members := names("s", c.shards), names("m", c.members)
+		shards, members := numbered("s", c.shards), numbered("m", c.members)
 		before := lease.AssignShards(shards, members)
 		joined := lease.AssignShards(shards, append(slices.Clone(members), "new"))
 		ideal := float64(c.shards) / float64(c.members+1)
@@ -94,7 +94,7 @@ func TestAssignShardsMovesFew(t *testing.T) {
 }
 
 func BenchmarkAssignShards1000x10(b *testing.B) {
-	shards, members := names("s", 1000), names("m", 10)
+	shards, members := numbered("s", 1000), numbered("m", 10)
 	for b.Loop() {
 		lease.AssignShards(shards, members)
 	}

@@ -246,7 +246,7 @@ func TestShardSettingsValidate(t *testing.T) {
 		{"no shards", func(s *lease.ShardSettings) { s.Shards = nil }, "Shards is empty"},
 		{"empty shard", func(s *lease.ShardSettings) { s.Shards = []string{"a", ""} }, "Shards[1] is empty"},
 		{"duplicate", func(s *lease.ShardSettings) { s.Shards = []string{"a", "b", "a"} }, `Shards[2] "a" repeats Shards[0]`},
-		{"too many", func(s *lease.ShardSettings) { s.Shards = names("s", lease.MaxShards+1) }, "more than MaxShards"},
+		{"too many", func(s *lease.ShardSettings) { s.Shards = numbered("s", lease.MaxShards+1) }, "more than MaxShards"},
 		{"name set", func(s *lease.ShardSettings) { s.Lease.Name = "x" }, `Lease.Name "x" must be empty`},
 		{"labels set", func(s *lease.ShardSettings) { s.Lease.Labels = map[string]string{"a": "b"} }, "Lease.Labels"},
 		{"no owner", func(s *lease.ShardSettings) { s.Lease.Owner = "" }, "Lease.Owner is empty"},
