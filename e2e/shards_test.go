@@ -201,17 +201,23 @@ func describe(owners map[string][]string) string {
 	return b.String()
 }
 
-// waitChange waits until any of ms prints a line or exits, or until the
-// deadline.
-func waitChange(ms []*shardMember, deadline time.Time) {
-	cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(time.After(time.Until(deadline)))}}
+// changes returns a function that waits until any of ms prints a line or
+// exits after changes was called, or until the deadline. Call it before
+// looking at the output, so that no line is missed in between.
+func changes(ms []*shardMember) func(deadline time.Time) {
+	cases := []reflect.SelectCase{{Dir: reflect.SelectRecv}}
 	for _, m := range ms {
 		m.mu.Lock()
 		ch := m.change
 		m.mu.Unlock()
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 	}
-	reflect.Select(cases)
+	return func(deadline time.Time) {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		cases[0].Chan = reflect.ValueOf(t.C)
+		reflect.Select(cases)
+	}
 }
 
 // settle waits up to d until the members live run every shard, each on
@@ -228,6 +234,7 @@ func (r *shardRig) settle(live []*shardMember, d time.Duration, what string) tim
 	want := lease.AssignShards(r.shards, names)
 	deadline := time.Now().Add(d)
 	for {
+		wait := changes(r.members)
 		now := time.Now()
 		owners := r.owners(live)
 		if matches(owners, want) && agreed(live, names, want) {
@@ -238,7 +245,7 @@ func (r *shardRig) settle(live []*shardMember, d time.Duration, what string) tim
 			r.t.Fatalf("%s: not settled within %v: running:%s\nwant (AssignShards over %v):%s",
 				what, d, describe(owners), names, describe(single(want)))
 		}
-		waitChange(r.members, deadline)
+		wait(deadline)
 	}
 }
 
@@ -474,6 +481,11 @@ func TestShardSetFreeze(t *testing.T) {
 		}
 		if d := l.at.Sub(frozen.thawedAt); d > shardThawStop {
 			t.Errorf("%s: %s stopped its work %v after SIGCONT, want at most %v: %s", shard, frozen.name, d, shardThawStop, l.text)
+		}
+		// The work's context ended because the shard's Lease was lost, or
+		// because the member, its own Lease lost, gave its shards up.
+		if !strings.Contains(l.text, "lost") && !strings.Contains(l.text, "not held") {
+			t.Errorf("%s: %s stopped its work after SIGCONT with a cause other than a loss: %s", shard, frozen.name, l.text)
 		}
 	}
 	rejoined := r.settle(ms, shardSettle, "after SIGCONT of "+frozen.name)
