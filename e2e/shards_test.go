@@ -44,7 +44,7 @@ const (
 	// woken by that expiry.
 	shardTakeover = shardTTL + 2*time.Second
 	// shardSettle bounds the time for freshly started members to settle.
-	shardSettle = 30 * time.Second
+	shardSettle = 20 * time.Second
 	// shardThawStop bounds the time from SIGCONT until a thawed member has
 	// stopped every work it ran when frozen (its runner checks CheckAlive
 	// every 250 ms; its member Lease is lost too).
@@ -510,7 +510,7 @@ func TestShardSetGracefulLeave(t *testing.T) {
 	leaver.signal(syscall.SIGTERM)
 	rest := without(ms, leaver)
 	done := r.settle(rest, shardTakeover, "after SIGTERM of "+leaver.name)
-	if err, ok := leaver.waitExit(15 * time.Second); !ok || err != nil {
+	if err, ok := leaver.waitExit(10 * time.Second); !ok || err != nil {
 		t.Errorf("%s after SIGTERM: exited %v, err %v; want exit 0", leaver.name, ok, err)
 	}
 	stops := map[string]shardEvent{}
@@ -539,7 +539,7 @@ func TestShardSetGracefulLeave(t *testing.T) {
 		m.signal(syscall.SIGTERM)
 	}
 	for _, m := range rest {
-		if err, ok := m.waitExit(15 * time.Second); !ok || err != nil {
+		if err, ok := m.waitExit(10 * time.Second); !ok || err != nil {
 			t.Errorf("%s after SIGTERM: exited %v, err %v; want exit 0", m.name, ok, err)
 		}
 	}
