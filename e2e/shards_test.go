@@ -327,8 +327,17 @@ func (r *shardRig) checkBalance(owners map[string][]string, n int, what string) 
 // checkHistory checks fencing and exclusivity (see the top of this file)
 // over everything the members printed.
 func (r *shardRig) checkHistory() {
-	t := r.t
-	t.Helper()
+	r.t.Helper()
+	problems, starts := r.history()
+	for _, p := range problems {
+		r.t.Error(p)
+	}
+	r.t.Logf("history: %d work starts over %d shards and %d member processes", starts, len(r.shards), len(r.members))
+}
+
+// history returns what breaks fencing or exclusivity in the members'
+// output, and how many work starts it has.
+func (r *shardRig) history() (problems []string, total int) {
 	type span struct {
 		from, to time.Time
 		e        shardEvent
@@ -337,7 +346,7 @@ func (r *shardRig) checkHistory() {
 	starts := map[string][]shardEvent{}
 	spans := map[string][]span{}
 	for _, m := range r.members {
-		evs := m.events(t)
+		evs := m.events(r.t)
 		for i, e := range evs {
 			if !e.start {
 				continue
@@ -359,7 +368,6 @@ func (r *shardRig) checkHistory() {
 			spans[e.shard] = append(spans[e.shard], span{e.at, to, e})
 		}
 	}
-	total := 0
 	for _, shard := range r.shards {
 		ss := starts[shard]
 		total += len(ss)
@@ -367,8 +375,8 @@ func (r *shardRig) checkHistory() {
 		for i := 1; i < len(ss); i++ {
 			c, err := ss[i].tok.Compare(ss[i-1].tok)
 			if err != nil || c != 1 {
-				t.Errorf("%s: %s started with token %v after %s started with %v: want a greater token (Compare = %d, %v)",
-					shard, ss[i].m.name, ss[i].tok, ss[i-1].m.name, ss[i-1].tok, c, err)
+				problems = append(problems, fmt.Sprintf("%s: %s started with token %v after %s started with %v: want a greater token (Compare = %d, %v)",
+					shard, ss[i].m.name, ss[i].tok, ss[i-1].m.name, ss[i-1].tok, c, err))
 			}
 		}
 		sp := spans[shard]
@@ -376,14 +384,86 @@ func (r *shardRig) checkHistory() {
 		for i := 1; i < len(sp); i++ {
 			for _, prev := range sp[:i] {
 				if sp[i].from.Before(prev.to) {
-					t.Errorf("%s: %s started it (token %v) at %s while %s ran it (token %v, %s – %s)",
+					problems = append(problems, fmt.Sprintf("%s: %s started it (token %v) at %s while %s ran it (token %v, %s – %s)",
 						shard, sp[i].e.m.name, sp[i].e.tok, sp[i].from.Format("15:04:05.000"),
-						prev.e.m.name, prev.e.tok, prev.from.Format("15:04:05.000"), prev.to.Format("15:04:05.000"))
+						prev.e.m.name, prev.e.tok, prev.from.Format("15:04:05.000"), prev.to.Format("15:04:05.000")))
 				}
 			}
 		}
 	}
-	t.Logf("history: %d work starts over %d shards and %d member processes", total, len(r.shards), len(r.members))
+	return problems, total
+}
+
+// TestShardHistoryCheck shows that the shard tests' history check is not
+// vacuous: on made-up output (no cluster needed) it passes handoffs,
+// takeovers from killed and frozen members and a rejoin, and it flags a
+// start while another member runs the shard, a start with a smaller
+// token, and a frozen member's work counted past a takeover only when it
+// started after the freeze.
+func TestShardHistoryCheck(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) string {
+		return strconv.FormatInt(t0.Add(time.Duration(ms)*time.Millisecond).UnixNano(), 10)
+	}
+	member := func(name string, lines ...string) *shardMember {
+		p := &proc{t: t, name: name}
+		for _, l := range lines {
+			p.lines = append(p.lines, line{text: l})
+		}
+		return &shardMember{proc: p, owner: name}
+	}
+	for _, tc := range []struct {
+		name    string
+		members func() []*shardMember
+		want    []string // substrings, one per problem; none: clean
+	}{
+		{"Handoff", func() []*shardMember {
+			return []*shardMember{
+				member("a", "start s 100/0 "+at(0), "stop s 100/0 "+at(1000)+" lease: not held"),
+				member("b", "start s 105/0 "+at(1010)),
+			}
+		}, nil},
+		{"Overlap", func() []*shardMember {
+			return []*shardMember{
+				member("a", "start s 100/0 "+at(0), "stop s 100/0 "+at(1000)+" lease: not held"),
+				member("b", "start s 105/0 "+at(900)),
+			}
+		}, []string{"s: b started it (token 105/0) at 12:00:00.900 while a ran it"}},
+		{"TokenNotGreater", func() []*shardMember {
+			return []*shardMember{
+				member("a", "start s 100/0 "+at(0), "stop s 100/0 "+at(1000)+" x"),
+				member("b", "start s 99/1 "+at(1010)),
+			}
+		}, []string{"s: b started with token 99/1 after a started with 100/0"}},
+		{"KilledThenTakenOver", func() []*shardMember {
+			a := member("a", "start s 100/0 "+at(0))
+			a.killedAt = t0.Add(500 * time.Millisecond)
+			return []*shardMember{a, member("b", "start s 130/1 "+at(5000))}
+		}, nil},
+		{"FrozenThenThawed", func() []*shardMember {
+			a := member("a", "start s 100/0 "+at(0), "stop s 100/0 "+at(6000)+" lease: lost", "start s 150/2 "+at(7000))
+			a.frozenAt, a.thawedAt = t0.Add(500*time.Millisecond), t0.Add(5900*time.Millisecond)
+			return []*shardMember{a, member("b", "start s 130/1 "+at(5000), "stop s 130/1 "+at(6900)+" lease: not held")}
+		}, nil},
+		{"StartedAfterFreezeStillCounts", func() []*shardMember {
+			a := member("a", "start s 100/0 "+at(0), "stop s 100/0 "+at(300)+" x", "start s 110/0 "+at(400), "stop s 110/0 "+at(6000)+" lease: lost")
+			a.frozenAt = t0.Add(200 * time.Millisecond) // a bogus freeze time: a printed after it
+			return []*shardMember{a, member("b", "start s 130/1 "+at(5000))}
+		}, []string{"s: b started it (token 130/1) at 12:00:05.000 while a ran it (token 110/0"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &shardRig{t: t, shards: []string{"s"}, members: tc.members()}
+			problems, _ := r.history()
+			if len(problems) != len(tc.want) {
+				t.Fatalf("problems: got %q, want %d matching %q", problems, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(problems[i], w) {
+					t.Errorf("problem %d: got %q, want it to contain %q", i, problems[i], w)
+				}
+			}
+		})
+	}
 }
 
 // without returns ms without x.
