@@ -473,9 +473,9 @@ func without(ms []*shardMember, x *shardMember) []*shardMember {
 
 // takenOver checks, after gone stopped counting (killed, frozen or left
 // at since), when each of its shards started elsewhere, and returns the
-// longest time from since.
-func (r *shardRig) takenOver(gone *shardMember, was map[string]shardEvent, others []*shardMember, since time.Time) time.Duration {
-	var longest time.Duration
+// shortest and the longest time from since.
+func (r *shardRig) takenOver(gone *shardMember, was map[string]shardEvent, others []*shardMember, since time.Time) (shortest, longest time.Duration) {
+	shortest = -1
 	for shard := range was {
 		var first time.Time
 		for _, m := range others {
@@ -489,9 +489,25 @@ func (r *shardRig) takenOver(gone *shardMember, was map[string]shardEvent, other
 			r.t.Errorf("%s: %s's shard never started elsewhere", shard, gone.name)
 			continue
 		}
-		longest = max(longest, first.Sub(since))
+		d := first.Sub(since)
+		longest = max(longest, d)
+		if shortest < 0 || d < shortest {
+			shortest = d
+		}
 	}
-	return longest
+	return shortest, longest
+}
+
+// checkNotBeforeExpiry checks that none of the shards of a member that
+// stopped at since (SIGKILL, SIGSTOP) started elsewhere before its tenure
+// could have ended: its last renewal was at most a RenewalInterval (TTL/3,
+// +10 % jitter) before since, and its deadline is TTL − TTL/50 after that.
+func (r *shardRig) checkNotBeforeExpiry(gone *shardMember, shortest time.Duration) {
+	r.t.Helper()
+	earliest := shardTTL - shardTTL/3*11/10 - shardTTL/50
+	if shortest >= 0 && shortest < earliest {
+		r.t.Errorf("a shard of %s started elsewhere %v after it stopped, before its Lease could have expired (%v)", gone.name, shortest, earliest)
+	}
 }
 
 // TestShardSetKill: three member processes over 12 shards settle as
@@ -515,9 +531,10 @@ func TestShardSetKill(t *testing.T) {
 	rest := without(ms, victim)
 	done := r.settle(rest, shardTakeover+5*time.Second, "after SIGKILL of "+victim.name)
 	took := done.Sub(victim.killedAt)
-	longest := r.takenOver(victim, was, rest, victim.killedAt)
-	t.Logf("%s's %d shards were taken over %v after its SIGKILL (slowest shard %v; TTL %v)",
-		victim.name, len(was), took.Round(time.Millisecond), longest.Round(time.Millisecond), shardTTL)
+	shortest, longest := r.takenOver(victim, was, rest, victim.killedAt)
+	r.checkNotBeforeExpiry(victim, shortest)
+	t.Logf("%s's %d shards were taken over %v after its SIGKILL (shards started elsewhere %v to %v after it; TTL %v)",
+		victim.name, len(was), took.Round(time.Millisecond), shortest.Round(time.Millisecond), longest.Round(time.Millisecond), shardTTL)
 	if took > shardTakeover {
 		t.Errorf("the others took %v to run all of %s's shards, want at most TTL + 2 s = %v", took, victim.name, shardTakeover)
 	}
@@ -543,8 +560,10 @@ func TestShardSetFreeze(t *testing.T) {
 	rest := without(ms, frozen)
 	done := r.settle(rest, shardTakeover+5*time.Second, "after SIGSTOP of "+frozen.name)
 	took := done.Sub(frozen.frozenAt)
-	t.Logf("%s's %d shards were taken over %v after its SIGSTOP (slowest shard %v)",
-		frozen.name, len(was), took.Round(time.Millisecond), r.takenOver(frozen, was, rest, frozen.frozenAt).Round(time.Millisecond))
+	shortest, longest := r.takenOver(frozen, was, rest, frozen.frozenAt)
+	r.checkNotBeforeExpiry(frozen, shortest)
+	t.Logf("%s's %d shards were taken over %v after its SIGSTOP (shards started elsewhere %v to %v after it)",
+		frozen.name, len(was), took.Round(time.Millisecond), shortest.Round(time.Millisecond), longest.Round(time.Millisecond))
 	if took > shardTakeover {
 		t.Errorf("the others took %v to run all of %s's shards, want at most TTL + 2 s = %v", took, frozen.name, shardTakeover)
 	}
@@ -606,7 +625,7 @@ func TestShardSetGracefulLeave(t *testing.T) {
 			t.Errorf("%s: %s printed no stop for token %v after SIGTERM", shard, leaver.name, s.tok)
 			continue
 		}
-		gap := r.takenOver(leaver, map[string]shardEvent{shard: s}, rest, stop.at)
+		_, gap := r.takenOver(leaver, map[string]shardEvent{shard: s}, rest, stop.at)
 		longest = max(longest, gap)
 		if gap > shardHandoffGap {
 			t.Errorf("%s: started elsewhere %v after %s stopped it, want at most %v (a handoff, not an expiry)", shard, gap, leaver.name, shardHandoffGap)
