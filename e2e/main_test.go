@@ -28,6 +28,9 @@ import (
 var shared *cluster.Cluster
 
 func TestMain(m *testing.M) {
+	if os.Getenv(shardChildEnv) != "" {
+		os.Exit(shardMemberMain()) // a shard-set member started by shards_test.go
+	}
 	flag.Parse()
 	if testing.Short() {
 		fmt.Println("e2e: -short: skipping the real kube-apiserver tier")

@@ -60,7 +60,13 @@
 // that ConformanceBackend names: this package's Server, or a real
 // kube-apiserver. TestLease checks any lease.Lease through the interface
 // alone, with a LeaseBackend that makes the leases and ends a tenure from
-// outside; KubernetesLease (against Server) and MemoryLease pass it. Both
-// are shaped like testing/fstest.TestFS: one call in a test function, one
-// subtest per behaviour.
+// outside; KubernetesLease (against Server) and MemoryLease pass it.
+// TestSemaphore checks lease.Semaphore the same way, with a
+// SemaphoreBackend that makes Semaphores sharing their slots: at most Slots
+// holders on distinct slots, Release freeing a slot at once and waking a
+// waiter, tokens increasing per slot, RunSingleton over a semaphore, and
+// the refusal of invalid settings; it runs against Server in the lease
+// module's tests and against kube-apiserver in e2e. All three are shaped
+// like testing/fstest.TestFS: one call in a test function, one subtest per
+// behaviour.
 package leasetest
