@@ -15,7 +15,7 @@ import (
 
 // Every member of a shard set computes the same assignment from the
 // members it sees live: even to within one shard, and a member that joins
-// takes about N/M shards, each from the member that had it.
+// takes its share, each shard from the member that had it.
 func ExampleAssignShards() {
 	shards := []string{"eu-1", "eu-2", "eu-3", "us-1", "us-2", "us-3", "ap-1", "ap-2", "ap-3"}
 	members := []string{"replica-a", "replica-b", "replica-c"}

@@ -111,6 +111,8 @@ func TestSemaphoreAcquireAfterReleaseStaleView(t *testing.T) {
 	ok, err = c.Acquire(ctx)
 	require.NoError(t, err)
 	require.False(t, ok, "c got the slot a holds")
+	_, err = c.Holders(ctx) // starts c's watch, which lists and then watches (held at the gate)
+	require.NoError(t, err)
 	select { // c's watch has listed: its view shows slot 0 held by a
 	case <-g.opened:
 	case <-time.After(waitFor):

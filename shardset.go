@@ -28,13 +28,14 @@ import (
 // expires.
 //
 // Every member computes the same assignment from the members it sees live
-// (AssignShards: even to within one shard, a join or leave moving about
-// N/M shards). A member runs work for each shard assigned to it, under that
-// shard's Lease, as RunSingleton does. When a shard is assigned elsewhere,
+// (AssignShards: even to within one shard, a join or leave moving a small
+// multiple of N/M shards). A member runs work for each shard assigned to
+// it, under that shard's Lease, as RunSingleton does. When a shard is assigned elsewhere,
 // the member cancels its work, waits for it to return (up to GracePeriod),
 // then releases the shard's Lease, and the new owner, woken by the watch,
 // takes it within a round trip or two. Shards of a member that vanished are
-// taken when their Leases expire (about one TTL). Members that see
+// taken when their Leases expire (TTL + MaxClockSkew after its last
+// renewal, by rule (b)). Members that see
 // different memberships for a moment (an event not yet arrived) may both
 // want a shard: the shard's Lease still lets only one of them hold it, so
 // a disagreement delays a move and never doubles a shard.
