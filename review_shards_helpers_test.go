@@ -12,7 +12,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
-// joinWith starts member name on clk, as shardRig.joinOn does, with mod
+// joinWith starts member name on clk, with mod
 // applied to its Lease template and opts to its Run.
 func (r *shardRig) joinWith(name string, clk *clocktesting.FakeClock, mod func(*lease.Settings), opts lease.ShardOptions) *rigMember {
 	t := r.e.t

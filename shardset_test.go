@@ -73,42 +73,8 @@ func (r *shardRig) join(name string) *rigMember {
 
 // joinOn starts member name on clk.
 func (r *shardRig) joinOn(name string, clk *clocktesting.FakeClock) *rigMember {
-	t := r.e.t
-	t.Helper()
-	m := &rigMember{name: name, clk: clk, done: make(chan error, 1)}
-	cfg := r.e.srv.Config()
-	cfg.HTTPClient = &http.Client{Transport: cutTransport{m}}
-	set, err := lease.NewShardSet(lease.ShardSettings{
-		Set: "orders", Shards: r.shards,
-		Lease: lease.Settings{Owner: name, Config: cfg, Clock: clk, TTL: 15 * time.Second},
-	})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	m.set, m.cancel = set, cancel
-	go func() {
-		m.done <- set.Run(ctx, func(ctx context.Context, shard string, tok lease.Token) error {
-			r.mu.Lock()
-			if o := r.owner[shard]; o != nil {
-				r.mu.Unlock()
-				panic(fmt.Sprintf("shard %s: %s starts while %s runs it", shard, name, o.name))
-			}
-			r.owner[shard] = m
-			r.mu.Unlock()
-			r.wake()
-			<-ctx.Done()
-			r.mu.Lock()
-			if !m.dead {
-				delete(r.owner, shard)
-				r.causes = append(r.causes, context.Cause(ctx))
-			}
-			r.mu.Unlock()
-			r.wake()
-			return nil
-		}, lease.ShardOptions{})
-		set.Close()
-	}()
-	t.Cleanup(func() { _ = m.leave(t) })
-	return m
+	r.e.t.Helper()
+	return r.joinWith(name, clk, nil, lease.ShardOptions{})
 }
 
 // crash cuts m off, as a process that died: its works stop counting.
