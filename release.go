@@ -105,6 +105,29 @@ func (l *KubernetesLease) cleanUnsure(ctx context.Context) {
 	}
 }
 
+// dropStale deletes the Lease if its record names this instance (Owner and
+// nonce) while the instance holds no tenure: an acquiring write that the
+// server applied after its Acquire had given up, and after Release had
+// looked (a late apply). A ShardSet calls it for shards it does not want,
+// so that their new owner need not wait for such a record to expire.
+func (l *KubernetesLease) dropStale(ctx context.Context) error {
+	ctx, cancel := withTimeout(ctx, l.clock, min(l.s.TTL, MaxRenewAttemptTimeout))
+	defer cancel()
+	if err := l.lock(ctx); err != nil {
+		return err
+	}
+	defer l.unlock()
+	if l.CheckAlive() {
+		return nil
+	}
+	cur, err := l.read(ctx, 0)
+	if err != nil || cur == nil || !l.isOurs(cur) {
+		return err
+	}
+	l.log.Info("kubelease: deleting a record of ours that no tenure holds (an acquiring write applied after its Acquire gave up)")
+	return l.deleteOurs(ctx, cur)
+}
+
 // deleteOurs deletes the Lease if it is still the one we wrote, or if a
 // fresh read shows it still names us.
 func (l *KubernetesLease) deleteOurs(ctx context.Context, obj *wire.Lease) error {

@@ -14,6 +14,13 @@ type memberSeen struct {
 	since time.Time
 }
 
+// recordSeen is a shard Lease as the set last saw it, and since when (on
+// the set's monotonic clock) its spec has been unchanged.
+type recordSeen struct {
+	obj   *wire.Lease
+	since time.Time
+}
+
 // memberView tells which members of a set are live, from the member Leases
 // its NamespaceWatch has. It is used by one goroutine only.
 type memberView struct {

@@ -68,7 +68,9 @@ func (r *setRun) takeChanges(now time.Time) bool {
 		}
 		r.set.mu.Lock()
 		for i, shard := range r.set.shards {
-			r.set.noteHolderLocked(shard, leases[r.set.names[i]], now)
+			obj := leases[r.set.names[i]]
+			r.set.noteHolderLocked(shard, obj, now)
+			r.noteShard(shard, obj, now)
 		}
 		r.set.mu.Unlock()
 		return synced
@@ -86,9 +88,24 @@ func (r *setRun) takeChanges(now time.Time) bool {
 		}
 		if shard, ok := r.set.byName[name]; ok {
 			r.set.noteHolderLocked(shard, obj, now)
+			r.noteShard(shard, obj, now)
 		}
 	}
 	return synced
+}
+
+// noteShard records shard's Lease obj (nil: none) as seen now, keeping
+// since when it has been in that state.
+func (r *setRun) noteShard(shard string, obj *wire.Lease, now time.Time) {
+	if obj == nil {
+		delete(r.shardSeen, shard)
+		return
+	}
+	if o, ok := r.shardSeen[shard]; ok && keyOf(o.obj) == keyOf(obj) {
+		r.shardSeen[shard] = recordSeen{obj: obj, since: o.since}
+		return
+	}
+	r.shardSeen[shard] = recordSeen{obj: obj, since: now}
 }
 
 // noteHolderLocked records when shard was first seen without a holder
@@ -128,6 +145,7 @@ func (r *setRun) steer(ctx context.Context, announced, synced bool, mine []strin
 			r.start(ctx, shard)
 		}
 	}
+	r.dropStale(ctx, want)
 	for shard, sr := range r.runners {
 		if want[shard] || sr.stopped {
 			continue
@@ -143,5 +161,31 @@ func (r *setRun) steer(ctx context.Context, announced, synced bool, mine []strin
 		r.set.mu.Unlock()
 		r.log.Info("kubelease: shard assigned elsewhere; stopping its work", "shard", shard)
 		sr.cancel(errReassigned)
+	}
+}
+
+// dropStale deletes, once per record, the Lease of each shard not wanted
+// here and without a runner that still names this member: an acquiring
+// write of a runner stopped mid-Acquire that the server applied after the
+// runner had cleaned up. Otherwise the new owner would wait for it to
+// expire.
+func (r *setRun) dropStale(ctx context.Context, want map[string]bool) {
+	self := r.set.s.Lease.Owner
+	for shard, o := range r.shardSeen {
+		if want[shard] || r.runners[shard] != nil || o.obj.Spec.Holder() != self || r.dropped[shard] == o.obj.ResourceVersion {
+			continue
+		}
+		l, err := r.set.shardLease(shard)
+		if err != nil {
+			continue
+		}
+		r.dropped[shard] = o.obj.ResourceVersion
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := l.dropStale(context.WithoutCancel(ctx)); err != nil {
+				r.log.Warn("kubelease: deleting a stale record of ours", "shard", shard, "err", err)
+			}
+		}()
 	}
 }

@@ -38,11 +38,17 @@ type setRun struct {
 	// by name.
 	changed    func() ([]string, bool)
 	memberObjs map[string]*wire.Lease
-	// ann is the member Lease's RunSingleton while it runs; unsynced is
-	// since when the watch has not been current (zero: it is). Only the
-	// loop touches them and runners.
+	// shardSeen are the shard Leases as last seen, by shard, and since
+	// when in that state: a runner's Lease starts from them (primeSeen).
+	shardSeen map[string]recordSeen
+	// dropped are the records of shards not wanted here that dropStale
+	// was started for, by shard: their resourceVersions.
+	dropped map[string]string
+	// ann is the member Lease's RunSingleton while it runs; refused is
+	// since when the watch has been refused to list (zero: it is not).
+	// Only the loop touches them and runners.
 	ann                       *announcement
-	unsynced                  time.Time
+	refused                   time.Time
 	runners                   map[string]*shardRunner
 	lastAssigned, lastMembers []string
 	// assignedFor and assigned cache the last assignment computed: it
@@ -76,6 +82,8 @@ func newSetRun(set *ShardSet, work func(context.Context, string, Token) error, o
 		poke:       make(chan struct{}, 1),
 		runners:    map[string]*shardRunner{},
 		memberObjs: map[string]*wire.Lease{},
+		shardSeen:  map[string]recordSeen{},
+		dropped:    map[string]string{},
 	}
 }
 
@@ -145,9 +153,12 @@ type announcement struct {
 	done   chan error // receives announce's result
 }
 
-// announced starts or stops the announcement as the watch is current or
-// not, and returns how long until it must be looked at again (0: only at
-// the next change).
+// announced starts the announcement once the watch is current, and stops
+// it when the watch has been refused to list for a TTL, and returns how
+// long until it must be looked at again (0: only at the next change). A
+// watch that is not current for other reasons (a broken stream, the API
+// server unreachable) does not stop it: those end by themselves, or end
+// the member Lease too.
 func (r *setRun) announced(ctx context.Context, synced bool, now time.Time) time.Duration {
 	if r.ann != nil {
 		select {
@@ -160,7 +171,7 @@ func (r *setRun) announced(ctx context.Context, synced bool, now time.Time) time
 		}
 	}
 	if synced {
-		r.unsynced = time.Time{}
+		r.refused = time.Time{}
 		if r.ann == nil && ctx.Err() == nil {
 			actx, cancel := context.WithCancel(ctx)
 			a := &announcement{cancel: cancel, done: make(chan error, 1)}
@@ -172,18 +183,21 @@ func (r *setRun) announced(ctx context.Context, synced bool, now time.Time) time
 		}
 		return 0
 	}
-	if r.unsynced.IsZero() {
-		r.unsynced = now
+	if !r.set.watch.listRefused() {
+		r.refused = time.Time{}
+		return 0
 	}
-	left := r.set.t.TTL - now.Sub(r.unsynced)
+	if r.refused.IsZero() {
+		r.refused = now
+	}
 	if r.ann == nil {
 		return 0
 	}
-	if left > 0 {
+	if left := r.set.t.TTL - now.Sub(r.refused); left > 0 {
 		return left
 	}
-	r.log.Warn("kubelease: cannot see the shard set's Leases (list or watch refused, or the API server unreachable); withdrawing until it can",
-		"for", now.Sub(r.unsynced))
+	r.log.Warn("kubelease: may not list the shard set's Leases (RBAC needs list and watch on leases); withdrawing until it may",
+		"for", now.Sub(r.refused))
 	r.ann.cancel()
 	return 0
 }
@@ -234,6 +248,9 @@ func (r *setRun) start(ctx context.Context, shard string) {
 	if err != nil { // the settings were validated: a name that does not fit
 		r.log.Error("kubelease: cannot make the shard's Lease", "shard", shard, "err", err)
 		return
+	}
+	if o, ok := r.shardSeen[shard]; ok {
+		l.primeSeen(o.obj, o.since)
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
 	sr := &shardRunner{cancel: cancel, done: make(chan struct{})}

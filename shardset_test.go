@@ -256,3 +256,23 @@ func strings50(s string) string {
 	}
 	return out
 }
+
+// With the wall-clock rule (b) off, a vanished member's shards are taken
+// one TTL after the others first saw its last records, not one TTL after
+// each new owner first looked at them: a shard's Lease starts from what
+// the set's watch saw (it took two TTLs before).
+func TestShardSetCrashedMemberShardsTakenAfterOneTTLWithoutFastPath(t *testing.T) {
+	e := newEnv(t)
+	r := newShardRig(e, 12)
+	noFastPath := func(s *lease.Settings) { s.MaxClockSkew = -1 }
+	clk := clocktesting.NewFakeClock(epoch) // a's and c's
+	r.joinWith("a", clk, noFastPath, lease.ShardOptions{})
+	b := r.joinWith("b", clocktesting.NewFakeClock(epoch), noFastPath, lease.ShardOptions{})
+	r.joinWith("c", clk, noFastPath, lease.ShardOptions{})
+	r.settled(t, nil, "a", "b", "c")
+	r.crash(b)
+	r.settled(t, func() { clk.Step(500 * time.Millisecond) }, "a", "c")
+	took := clk.Since(epoch)
+	require.GreaterOrEqual(t, took, 15*time.Second, "b's shards were taken before its Leases could expire")
+	require.Less(t, took, 20*time.Second, "b's shards were taken %v after its last renewal, not about one TTL (15s)", took)
+}

@@ -1,6 +1,8 @@
 package lease
 
 import (
+	"time"
+
 	"github.com/kubelease/lease/internal/wire"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 )
@@ -158,4 +160,23 @@ func (l *KubernetesLease) heldByOtherListed(obj *wire.Lease, rv string) bool {
 	seen := l.seenObj
 	l.mu.Unlock()
 	return seen != nil && !l.mayTakeOver(seen)
+}
+
+// primeSeen records obj, which the caller (a ShardSet, through its own
+// NamespaceWatch) has received and seen unchanged since since, on this
+// lease's clock, as this lease's observation, unless the lease has seen a
+// newer record: expiry rule (a) then counts from when this process first
+// received the record, not from when this lease first looked at it. A
+// ShardSet that starts contending for the shards of a member that vanished
+// takes them about one TTL after that member's last renewal, also with
+// the wall-clock rule (b) turned off.
+func (l *KubernetesLease) primeSeen(obj *wire.Lease, since time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.newerThanSeenLocked(obj, obj.ResourceVersion) {
+		l.observeLocked(obj, l.now())
+	}
+	if l.seen != nil && l.seen.key == keyOf(obj) && since.Before(l.seen.since) {
+		l.seen.since = since
+	}
 }

@@ -87,3 +87,11 @@ func (w *NamespaceWatch) lookup(names []string) ([]*wire.Lease, bool) {
 	}
 	return out, w.synced && !w.refused
 }
+
+// listRefused reports whether w's last list was refused (403 and the
+// like): it then polls, and its leases watch alone.
+func (w *NamespaceWatch) listRefused() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refused
+}
