@@ -141,7 +141,7 @@ func (r *setRun) steer(ctx context.Context, announced, synced bool, mine []strin
 	want := make(map[string]bool, len(mine))
 	for _, shard := range mine {
 		want[shard] = true
-		if r.runners[shard] == nil {
+		if r.runners[shard] == nil && r.pending.Load() < maxPending {
 			r.start(ctx, shard)
 		}
 	}

@@ -7,12 +7,20 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/kubelease/lease/internal/wire"
 	"k8s.io/utils/clock"
 )
+
+// leaveHeadStart bounds how long a leaving member waits for its member
+// Lease to be released before it cancels its works (also at most TTL/10).
+const leaveHeadStart = time.Second
+
+// maxPending is how many shard runners a member keeps contending at once.
+const maxPending = 64
 
 // errWithdrawn is the cause of a shard work's context when this member
 // stopped being one: its member Lease was lost, or it could not see the
@@ -36,6 +44,16 @@ type setRun struct {
 	// changed says which of the set's Leases changed since it was last
 	// called (onChange); memberObjs are the member Leases as last seen,
 	// by name.
+	// runCtx is the parent of the runners' contexts: ctx without its
+	// cancellation, ended by cancelRunners once the member Lease is
+	// released (or leaveHeadStart has passed) when Run ends.
+	runCtx        context.Context
+	cancelRunners context.CancelFunc
+	// pending counts the runners started that have neither started work
+	// nor ended: steer starts no more than maxPending at a time, so that a
+	// member that sees itself alone for a moment (a cold start of many
+	// members) does not send an Acquire for every shard at once.
+	pending    atomic.Int32
 	changed    func() ([]string, bool)
 	memberObjs map[string]*wire.Lease
 	// shardSeen are the shard Leases as last seen, by shard, and since
@@ -100,6 +118,11 @@ func (r *setRun) run(ctx context.Context) error {
 	changes, changed, stop := r.set.watch.onChange()
 	defer stop()
 	r.changed = changed
+	// Runners outlive ctx by a moment when leaving (see below).
+	var cancelRunners context.CancelFunc
+	r.runCtx, cancelRunners = context.WithCancel(context.WithoutCancel(ctx))
+	r.cancelRunners = cancelRunners
+	defer cancelRunners()
 	r.log.Info("kubelease: joining shard set", "shards", len(r.set.shards))
 
 	var timer clock.Timer
@@ -124,13 +147,26 @@ func (r *setRun) run(ctx context.Context) error {
 			break
 		}
 	}
-	// Withdraw: the member Lease goes at once (RunSingleton releases it
-	// as ctx ends); each shard is released as its work returns.
+	// Withdraw: the member Lease goes first (its RunSingleton releases it
+	// as ctx ends), so that the others stand by for our shards before we
+	// let them go; then each shard is released as its work returns. The
+	// works are cancelled once the member Lease is released, or after
+	// leaveHeadStart if that takes longer.
 	r.log.Info("kubelease: leaving shard set")
+	var merr error
+	if r.ann != nil {
+		t := r.set.clock.NewTimer(min(leaveHeadStart, r.set.t.TTL/10))
+		select {
+		case merr = <-r.ann.done:
+			r.ann = nil
+		case <-t.C():
+		}
+		t.Stop()
+	}
 	for _, sr := range r.runners {
 		sr.cancel(context.Cause(ctx))
 	}
-	var merr error
+	r.cancelRunners()
 	if r.ann != nil {
 		merr = <-r.ann.done
 	}
@@ -252,23 +288,29 @@ func (r *setRun) start(ctx context.Context, shard string) {
 	if o, ok := r.shardSeen[shard]; ok {
 		l.primeSeen(o.obj, o.since)
 	}
-	rctx, cancel := context.WithCancelCause(ctx)
+	rctx, cancel := context.WithCancelCause(r.runCtx)
 	sr := &shardRunner{cancel: cancel, done: make(chan struct{})}
 	r.runners[shard] = sr
+	r.pending.Add(1)
+	settled := sync.OnceFunc(func() {
+		r.pending.Add(-1)
+		r.wake()
+	})
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer r.wake()
 		defer close(sr.done)
 		defer cancel(nil)
-		r.runShard(rctx, shard, l)
+		defer settled()
+		r.runShard(rctx, shard, l, settled)
 	}()
 }
 
 // runShard runs work for shard under its Lease l until rctx ends (the shard
 // was assigned elsewhere, or Run is ending), starting it again after a
 // backoff when it returns by itself.
-func (r *setRun) runShard(rctx context.Context, shard string, l *KubernetesLease) {
+func (r *setRun) runShard(rctx context.Context, shard string, l *KubernetesLease, settled func()) {
 	log := r.log.With("shard", shard)
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(min(500*time.Millisecond, r.o.MaxBackoff)),
@@ -290,6 +332,7 @@ func (r *setRun) runShard(rctx context.Context, shard string, l *KubernetesLease
 			Logger:      log,
 			OnStarted: func(t Token) {
 				tok, startAt = t, r.set.clock.Now()
+				settled()
 				r.started(shard, t)
 			},
 			OnStopped: func(t Token, reason error) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kubelease/lease"
+	"github.com/kubelease/lease/leasetest"
 	"github.com/stretchr/testify/require"
 	clocktesting "k8s.io/utils/clock/testing"
 )
@@ -275,4 +276,123 @@ func TestShardSetCrashedMemberShardsTakenAfterOneTTLWithoutFastPath(t *testing.T
 	took := clk.Since(epoch)
 	require.GreaterOrEqual(t, took, 15*time.Second, "b's shards were taken before its Leases could expire")
 	require.Less(t, took, 20*time.Second, "b's shards were taken %v after its last renewal, not about one TTL (15s)", took)
+}
+
+// A member that leaves releases its member Lease before it cancels its
+// works, so that the others stand by for its shards before they are let go.
+func TestShardSetLeaveReleasesMemberLeaseFirst(t *testing.T) {
+	e := newEnv(t)
+	set, err := lease.NewShardSet(lease.ShardSettings{
+		Set: "orders", Shards: []string{"a", "b"},
+		Lease: lease.Settings{Owner: "m", Config: e.srv.Config(), Clock: clocktesting.NewFakeClock(epoch), TTL: 15 * time.Second},
+	})
+	require.NoError(t, err)
+	defer set.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{}, 2)
+	memberGone := make(chan bool, 2)
+	done := make(chan error, 1)
+	go func() {
+		done <- set.Run(ctx, func(ctx context.Context, _ string, _ lease.Token) error {
+			started <- struct{}{}
+			<-ctx.Done()
+			_, exists := e.srv.Get("default", lease.MemberLeaseName("orders", "m"))
+			memberGone <- !exists
+			return nil
+		}, lease.ShardOptions{})
+	}()
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(waitFor):
+			t.Fatal("works did not start")
+		}
+	}
+	cancel()
+	for range 2 {
+		require.True(t, <-memberGone, "a work was cancelled while the member Lease was still stored")
+	}
+	require.ErrorIs(t, <-done, context.Canceled)
+}
+
+// inflight counts the POSTs in flight through it, and their most at once.
+type inflight struct {
+	mu       sync.Mutex
+	now, top int
+	reached  chan struct{} // closed when now first reaches at
+	at       int
+}
+
+func (f *inflight) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	f.mu.Lock()
+	f.now++
+	f.top = max(f.top, f.now)
+	if f.now == f.at {
+		close(f.reached)
+	}
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.now--
+		f.mu.Unlock()
+	}()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// A member that finds many shards free contends for at most 64 at a time,
+// rather than sending an Acquire for every shard at once (a cold start of
+// many members, each alone for a moment, once sent thousands).
+func TestShardSetContendsForAtMost64ShardsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	// The member Lease exists, free, so that taking it is an update, and
+	// every create is a shard's.
+	putSetLease(t, e.srv, lease.MemberLeaseName("orders", "m"), lease.RoleMember, "", epoch)
+	gate := make(chan struct{})
+	e.srv.InjectFault(leasetest.Fault{Verb: "create", Times: -1, Gate: gate})
+	f := &inflight{reached: make(chan struct{}), at: 64}
+	cfg := e.srv.Config()
+	cfg.HTTPClient = &http.Client{Transport: f}
+	set, err := lease.NewShardSet(lease.ShardSettings{
+		Set: "orders", Shards: numbered("s", 100),
+		Lease: lease.Settings{Owner: "m", Config: cfg, Clock: clocktesting.NewFakeClock(epoch), TTL: 15 * time.Second},
+	})
+	require.NoError(t, err)
+	defer set.Close()
+	started := make(chan string, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- set.Run(ctx, func(ctx context.Context, shard string, _ lease.Token) error {
+			started <- shard
+			<-ctx.Done()
+			return nil
+		}, lease.ShardOptions{})
+	}()
+	select {
+	case <-f.reached:
+	case <-time.After(waitFor):
+		t.Fatal("64 creates were not in flight at once")
+	}
+	// While those 64 are held, no 65th is sent (a bounded look).
+	time.Sleep(300 * time.Millisecond)
+	f.mu.Lock()
+	top := f.top
+	f.mu.Unlock()
+	require.Equal(t, 64, top, "creates in flight at once")
+	close(gate)
+	for range 100 {
+		select {
+		case <-started:
+		case <-time.After(waitFor):
+			t.Fatal("not every shard started")
+		}
+	}
+	f.mu.Lock()
+	require.LessOrEqual(t, f.top, 64)
+	f.mu.Unlock()
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
 }
