@@ -59,20 +59,38 @@ func shardGoals(b *strings.Builder, res *Results) {
 func shardFindings(res *Results) []string {
 	var lines []string
 	for _, r := range res.Shards {
-		for _, mv := range r.Moves {
-			if mv.Ideal == 0 || float64(mv.Starts) <= 1.15*mv.Ideal {
+		for _, kind := range []string{ShardJoin, ShardLeave, ShardCrash} {
+			var starts, diff, n int
+			var ideal float64
+			for _, mv := range r.Moves {
+				if mv.Kind == kind {
+					starts, diff, ideal, n = starts+mv.Starts, diff+mv.AssignDiff, ideal+mv.Ideal, n+1
+				}
+			}
+			if n == 0 || float64(starts) <= 1.15*ideal {
 				continue
 			}
-			why := fmt.Sprintf("`AssignShards` itself gives %d shards another owner", mv.AssignDiff)
-			if mv.Starts > mv.AssignDiff {
-				why += fmt.Sprintf("; the other %d are shards taken and given back while members saw different memberships", mv.Starts-mv.AssignDiff)
+			why := fmt.Sprintf("`AssignShards` itself gives %.1f shards another owner", float64(diff)/float64(n))
+			if starts > diff {
+				why += fmt.Sprintf("; the other %.1f are shards taken and given back while members saw different memberships", float64(starts-diff)/float64(n))
 			} else {
-				why += ": with exact quotas (every member ⌊N/M⌋ or ⌈N/M⌉) a change also moves shards between members that stay, when a member that gains its ⌈N/M⌉ slot differs from before"
+				why += ": with exact quotas (every member ⌊N/M⌋ or ⌈N/M⌉ shards) a change also moves shards between members that stay, when the members that get the ⌈N/M⌉ quotas differ from before"
 			}
-			lines = append(lines, fmt.Sprintf("Shard set on %s, %s (%d → %d members): %d shards moved, ideal %.1f: %s.", r.Backend, mv.Kind, mv.Before, mv.After, mv.Starts, mv.Ideal, why))
+			lines = append(lines, fmt.Sprintf("Shard set on %s, %d shards: a %s moved %.1f shards on average over %d, ideal %.1f: %s.", r.Backend, r.Shards, kind, float64(starts)/float64(n), n, ideal/float64(n), why))
 		}
-		if r.Shards > 0 && r.ColdStarts > r.Shards {
-			lines = append(lines, fmt.Sprintf("Shard set on %s, cold start of %d members on %d shards: %d tenures started for %d shards (members that announced first took shards they then gave back).", r.Backend, r.Members, r.Shards, r.ColdStarts, r.Shards))
+		if r.Members == 0 || r.Shards == 0 {
+			continue
+		}
+		quota := (r.Shards + r.Members - 1) / r.Members
+		var greedy []string
+		for _, f := range r.ColdFirst {
+			if f > quota {
+				greedy = append(greedy, fmt.Sprint(f))
+			}
+		}
+		if len(greedy) > 0 || r.ColdStarts > r.Shards {
+			lines = append(lines, fmt.Sprintf("Shard set on %s, cold start of %d members on %d shards (settled in %s): %d of them first computed an assignment from fewer members than there were, giving themselves %s shards instead of %d (a member that has announced itself but not yet seen the others takes everything); %d tenures started for %d shards, and the members computed %d assignments until settled.",
+				r.Backend, r.Members, r.Shards, fmtDur(r.ColdSettled), len(greedy), strings.Join(greedy, ", "), quota, r.ColdStarts, r.Shards, r.ColdViews))
 		}
 	}
 	return lines

@@ -27,6 +27,9 @@ type ShardParams struct {
 	// Changes: after the window, a member joins, then one leaves gracefully,
 	// then one crashes (ShardJoin, ShardLeave, ShardCrash).
 	Changes bool `json:"changes"`
+	// Cycles is how many join-then-leave rounds run before the crash (0:
+	// one).
+	Cycles int `json:"cycles,omitempty"`
 }
 
 // Kinds of ShardMove.
@@ -97,6 +100,11 @@ type ShardResult struct {
 	ColdSettled  time.Duration `json:"coldSettled"`
 	ColdStarts   int           `json:"coldStarts"`
 	ColdTimedOut bool          `json:"coldTimedOut,omitempty"`
+	// ColdFirst is, per member, how many shards its first assignment gave
+	// it (N/M when it already saw every member); ColdViews counts the
+	// assignments the members computed (OnAssigned calls) until settled.
+	ColdFirst []int `json:"coldFirst,omitempty"`
+	ColdViews int   `json:"coldViews,omitempty"`
 	// ColdStartTimes are, per shard, from the start to its work starting
 	// (its last start, when it started more than once).
 	ColdStartTimes []time.Duration `json:"coldStartTimes,omitempty"`
@@ -161,6 +169,10 @@ type shardTracker struct {
 	firstStop, lastStop, firstStart, lastStart time.Time
 	// view is each member's last OnAssigned: the members it saw, and when
 	view map[string]memberView
+	// first is how many shards each member's first non-empty assignment
+	// gave it; views counts OnAssigned calls
+	first map[string]int
+	views int
 }
 
 type memberView struct {
@@ -172,7 +184,7 @@ func newShardTracker() *shardTracker {
 	return &shardTracker{
 		running: map[string]map[string]bool{}, stopAt: map[string]time.Time{}, startAt: map[string]time.Time{},
 		dead: map[string]bool{}, deadStop: map[string]time.Time{}, poke: make(chan struct{}, 1),
-		view: map[string]memberView{},
+		view: map[string]memberView{}, first: map[string]int{},
 	}
 }
 
@@ -224,10 +236,14 @@ func (t *shardTracker) stopped(member, shard string) {
 	trySend(t.poke, struct{}{})
 }
 
-func (t *shardTracker) assigned(member string, members []string) {
+func (t *shardTracker) assigned(member string, members []string, mine int) {
 	now := time.Now()
 	t.mu.Lock()
 	t.view[member] = memberView{members: members, at: now}
+	if _, ok := t.first[member]; !ok && mine > 0 {
+		t.first[member] = mine
+	}
+	t.views++
 	t.mu.Unlock()
 }
 
@@ -363,7 +379,7 @@ func (m *shardMember) start(tr *shardTracker) {
 		}, lease.ShardOptions{
 			OnStarted:  func(shard string, _ lease.Token) { tr.started(m.id, shard) },
 			OnStopped:  func(shard string, _ lease.Token, _ error) { tr.stopped(m.id, shard) },
-			OnAssigned: func(members, _ []string) { tr.assigned(m.id, members) },
+			OnAssigned: func(members, mine []string) { tr.assigned(m.id, members, len(mine)) },
 		})
 	}()
 }
@@ -410,8 +426,9 @@ func assignDiff(shards, before, after []string) int {
 // RunShards measures one shard set on a backend from src: p.Members
 // members start at once on p.Shards shards (cold start, until settled);
 // after p.Warm, every member's requests are counted for p.Window; then,
-// with p.Changes, a member joins, the first member leaves (its context
-// cancelled), and a random 1–5 s after that settled the next one crashes
+// with p.Changes, p.Cycles times a member joins and then the first member
+// leaves (its context cancelled), and a random 1–5 s after that settled
+// the next one crashes
 // (its transport cut: no renewal, no release). All at the defaults, TTL
 // 15 s, on the real clock.
 func RunShards(ctx context.Context, src Source, p ShardParams) (ShardResult, error) {
@@ -467,6 +484,10 @@ func RunShards(ctx context.Context, src Source, p ShardParams) (ShardResult, err
 	for _, s := range shards {
 		res.ColdStartTimes = append(res.ColdStartTimes, tr.startAt[s].Sub(t0))
 	}
+	for _, m := range live {
+		res.ColdFirst = append(res.ColdFirst, tr.first[m.id])
+	}
+	res.ColdViews = tr.views
 	tr.mu.Unlock()
 
 	// Steady state.
@@ -518,44 +539,52 @@ func RunShards(ctx context.Context, src Source, p ShardParams) (ShardResult, err
 		return nil
 	}
 
-	// A member joins.
-	before := memberIDs(live)
-	m, err := newMember()
-	if err != nil {
-		return res, err
-	}
-	tr.resetPhase()
-	m.start(tr)
-	live = append(live, m)
-	join := ShardMove{Kind: ShardJoin}
-	if err := settle(&join, before, m.started); err != nil {
-		return res, err
-	}
-	res.Moves = append(res.Moves, join)
+	// Rounds of a member joining, then the first member leaving
+	// gracefully, each a random 1–3 s after the last settled.
+	for range max(p.Cycles, 1) {
+		if err := sleep(ctx, time.Second+rand.N(2*time.Second)); err != nil {
+			return res, err
+		}
+		before := memberIDs(live)
+		m, err := newMember()
+		if err != nil {
+			return res, err
+		}
+		tr.resetPhase()
+		m.start(tr)
+		live = append(live, m)
+		join := ShardMove{Kind: ShardJoin}
+		if err := settle(&join, before, m.started); err != nil {
+			return res, err
+		}
+		res.Moves = append(res.Moves, join)
 
-	// The first member leaves gracefully.
-	before = memberIDs(live)
-	victim := live[0]
-	live = live[1:]
-	tr.resetPhase()
-	t0 = time.Now()
-	stopped := make(chan error, 1)
-	go func() { stopped <- victim.stop(shardMoveTimeout) }()
-	leave := ShardMove{Kind: ShardLeave}
-	if err := settle(&leave, before, t0); err != nil {
-		return res, err
+		if err := sleep(ctx, time.Second+rand.N(2*time.Second)); err != nil {
+			return res, err
+		}
+		before = memberIDs(live)
+		victim := live[0]
+		live = live[1:]
+		tr.resetPhase()
+		t0 := time.Now()
+		stopped := make(chan error, 1)
+		go func() { stopped <- victim.stop(shardMoveTimeout) }()
+		leave := ShardMove{Kind: ShardLeave}
+		if err := settle(&leave, before, t0); err != nil {
+			return res, err
+		}
+		if err := <-stopped; err != nil {
+			return res, err
+		}
+		res.Moves = append(res.Moves, leave)
 	}
-	if err := <-stopped; err != nil {
-		return res, err
-	}
-	res.Moves = append(res.Moves, leave)
 
 	// The next one crashes at a random point of its renewal cycles.
 	if err := sleep(ctx, time.Second+rand.N(4*time.Second)); err != nil {
 		return res, err
 	}
-	before = memberIDs(live)
-	victim = live[0]
+	before := memberIDs(live)
+	victim := live[0]
 	live = live[1:]
 	tr.resetPhase()
 	t0 = time.Now()

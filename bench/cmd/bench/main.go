@@ -59,7 +59,7 @@ func fullParams() params {
 			{Lib: bench.Kubelease, Role: bench.ScaleStandby, N: 1000, Hold: time.Minute, Ramp: 5 * time.Second},
 			{Lib: bench.Kubelease, Role: bench.ScaleStandby, Shared: true, N: 10000, Hold: time.Minute, Ramp: 5 * time.Second},
 		},
-		shards:     []bench.ShardParams{{Shards: 100, Members: 5, Warm: 5 * time.Second, Window: time.Minute, Changes: true}},
+		shards:     []bench.ShardParams{{Shards: 100, Members: 5, Warm: 5 * time.Second, Window: time.Minute, Changes: true, Cycles: 3}},
 		shardsFake: []bench.ShardParams{{Shards: 1000, Members: 10, Warm: 10 * time.Second, Window: time.Minute}},
 		benchtime:  "3s",
 	}
@@ -78,7 +78,7 @@ func quickParams() params {
 			{Lib: bench.Kubelease, Role: bench.ScaleStandby, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
 			{Lib: bench.Kubelease, Role: bench.ScaleStandby, Shared: true, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
 		},
-		shards:     []bench.ShardParams{{Shards: 100, Members: 5, Warm: 3 * time.Second, Window: 15 * time.Second, Changes: true}},
+		shards:     []bench.ShardParams{{Shards: 100, Members: 5, Warm: 3 * time.Second, Window: 15 * time.Second, Changes: true, Cycles: 2}},
 		shardsFake: []bench.ShardParams{{Shards: 1000, Members: 10, Warm: 3 * time.Second, Window: 15 * time.Second}},
 		benchtime:  "1s",
 	}
@@ -381,8 +381,8 @@ func (h *harness) shards(ctx context.Context, src bench.Source) {
 		if !h.check(fmt.Sprintf("%s: shards %d×%d", src.Name, sp.Shards, sp.Members), err) {
 			continue
 		}
-		logf("  cold start settled in %v (%d tenures started for %d shards); %.1f req/member/min, CPU %.1f %% of a core; %d started in the window, %d doubles",
-			r.ColdSettled.Round(time.Millisecond), r.ColdStarts, r.Shards, r.PerMemberMinute(), 100*r.CPU.Seconds()/r.Window.Seconds(), r.WindowStarts, r.Doubles)
+		logf("  cold start settled in %v (%d tenures started for %d shards; first assignments %v; %d assignments computed); %.1f req/member/min, CPU %.1f %% of a core; %d started in the window, %d doubles",
+			r.ColdSettled.Round(time.Millisecond), r.ColdStarts, r.Shards, r.ColdFirst, r.ColdViews, r.PerMemberMinute(), 100*r.CPU.Seconds()/r.Window.Seconds(), r.WindowStarts, r.Doubles)
 		for _, mv := range r.Moves {
 			d := bench.Summarise(mv.Unowned)
 			logf("  %s (%d→%d members): settled %v, %d started (assignment moves %d, ideal %.1f), unowned per move p50 %v max %v total %v",
