@@ -59,6 +59,8 @@ func shardGoals(b *strings.Builder, res *Results) {
 func shardFindings(res *Results) []string {
 	var lines []string
 	for _, r := range res.Shards {
+		var parts []string
+		extra := false
 		for _, kind := range []string{ShardJoin, ShardLeave, ShardCrash} {
 			var starts, diff, n int
 			var ideal float64
@@ -67,16 +69,18 @@ func shardFindings(res *Results) []string {
 					starts, diff, ideal, n = starts+mv.Starts, diff+mv.AssignDiff, ideal+mv.Ideal, n+1
 				}
 			}
-			if n == 0 || float64(starts) <= 1.15*ideal {
+			if n == 0 || float64(starts) <= 1.1*ideal {
 				continue
 			}
-			why := fmt.Sprintf("`AssignShards` itself gives %.1f shards another owner", float64(diff)/float64(n))
-			if starts > diff {
-				why += fmt.Sprintf("; the other %.1f are shards taken and given back while members saw different memberships", float64(starts-diff)/float64(n))
-			} else {
-				why += ": with exact quotas (every member ⌊N/M⌋ or ⌈N/M⌉ shards) a change also moves shards between members that stay, when the members that get the ⌈N/M⌉ quotas differ from before"
+			extra = extra || starts > diff
+			parts = append(parts, fmt.Sprintf("a %s moved %.1f shards (mean of %d; ideal %.1f, `AssignShards` itself %.1f)", kind, float64(starts)/float64(n), n, ideal/float64(n), float64(diff)/float64(n)))
+		}
+		if len(parts) > 0 {
+			why := "the assignment itself moves them: with exact quotas a shard whose highest-scoring member is full goes to its next choice, and when the membership changes, which members are full changes too, so some shards also move between members that stay"
+			if extra {
+				why += "; beyond that, some shards were taken and given back while members saw different memberships"
 			}
-			lines = append(lines, fmt.Sprintf("Shard set on %s, %d shards: a %s moved %.1f shards on average over %d, ideal %.1f: %s.", r.Backend, r.Shards, kind, float64(starts)/float64(n), n, ideal/float64(n), why))
+			lines = append(lines, fmt.Sprintf("Shard set on %s, %d shards: %s. More than the ideal N/M because %s.", r.Backend, r.Shards, strings.Join(parts, ", "), why))
 		}
 		if r.Members == 0 || r.Shards == 0 {
 			continue
@@ -89,7 +93,7 @@ func shardFindings(res *Results) []string {
 			}
 		}
 		if len(greedy) > 0 || r.ColdStarts > r.Shards {
-			lines = append(lines, fmt.Sprintf("Shard set on %s, cold start of %d members on %d shards (settled in %s): %d of them first computed an assignment from fewer members than there were, giving themselves %s shards instead of %d (a member that has announced itself but not yet seen the others takes everything); %d tenures started for %d shards, and the members computed %d assignments until settled.",
+			lines = append(lines, fmt.Sprintf("Shard set on %s, cold start of %d members on %d shards (settled in %s): %d of them first computed an assignment from fewer members than there were, giving themselves %s shards instead of %d (a member that has announced itself before it sees the others assigns itself their shards too, and starts a runner for each); %d tenures started for %d shards, and the members computed %d assignments until settled.",
 				r.Backend, r.Members, r.Shards, fmtDur(r.ColdSettled), len(greedy), strings.Join(greedy, ", "), quota, r.ColdStarts, r.Shards, r.ColdViews))
 		}
 	}
@@ -106,8 +110,8 @@ func shardSection(b *strings.Builder, res *Results) {
 	if r0.Command != "" && r0.Command != res.Command {
 		p("Measured by `%s` on %s (a later run than the sections above; see the header).\n\n", r0.Command, r0.Started.UTC().Format("2006-01-02 15:04 UTC"))
 	}
-	p("N shards spread over M members. All members run in the harness process, each with its own `ShardSet`, `Config` and counting `RoundTripper` (the transports share one connection pool, as in the other sections), on the real clock, at the defaults: TTL %s (RenewalInterval 5 s ± 10 %%), `ShardOptions` zero but for the callbacks. A shard's work waits for its context. Which member runs which shard is followed from the `OnStarted` and `OnStopped` callbacks, timestamped on this process's clock. **Settled** means every shard runs on exactly one member, the one `lease.AssignShards(shards, live members)` gives it. ", fmtDur(r0.TTL))
-	p("The members start together (cold start); after the set settled and a warm-up, every member's requests are counted for a window; then a member joins, the first member leaves (its context cancelled: it releases its member Lease at once, then each shard as its work returns), and 1–5 s after that settled the next one crashes (its transport cut: it can neither renew nor release; its works are abandoned to their own deadline).\n\n")
+	p("N shards spread over M members. All members run in the harness process, each with its own `ShardSet`, `Config` and counting `RoundTripper` (the transports share one connection pool, as in the other sections), on the real clock, at the defaults: TTL %.0f s (RenewalInterval 5 s ± 10 %%; no shorter TTL was needed to bound the run), `ShardOptions` zero but for the callbacks. A shard's work waits for its context. Which member runs which shard is followed from the `OnStarted` and `OnStopped` callbacks, timestamped on this process's clock. **Settled** means every shard runs on exactly one member, the one `lease.AssignShards(shards, live members)` gives it. ", r0.TTL.Seconds())
+	p("The members start together (cold start); after the set settled and a warm-up, every member's requests are counted for a window; then %d round(s) of a member joining and, once that settled, the longest-standing member leaving (its context cancelled: it releases its member Lease and, as each work returns, that shard's Lease), each 1–3 s after the previous change settled; and 1–5 s after the last settled the next one crashes (its transport cut: it can neither renew nor release; its works are abandoned to their own deadline).\n\n", max(r0.Cycles, 1))
 	p("client-go has no shard sets (nor anything that spreads work over members); the nearest figures in this report are one `LeaderElector` per lease: section 1 (requests per held lease%s) and section 2 (graceful handoff%s).\n\n", clientGoHolderRate(res), clientGoHandoff(res))
 
 	p("**Membership changes.** *Moved*: shard tenures started on live members from the change until a second after it settled; *assignment*: shards `AssignShards` gives another owner after the change than before; *ideal*: N/M, M the larger membership. *Unowned*: per moved shard, from the old owner's work returning (`OnStopped`, just before it releases the shard's Lease) to the new owner's work starting (`OnStarted`); for a crash, from the cut to the new owner's start.\n\n")
@@ -134,7 +138,7 @@ func shardSection(b *strings.Builder, res *Results) {
 			p("| %s | %d × %d | %s, %d → %d | %s%s | %d | %d | %.1f | %s | %s |\n", r.Backend, r.Shards, r.Members, mv.Kind, mv.Before, mv.After, settled, from, mv.Starts, mv.AssignDiff, mv.Ideal, dist, fmtDur(total))
 		}
 	}
-	p("\n")
+	p("\nHow a move goes: the members that lose a shard stop its work as soon as their watch shows the new membership (join: the newcomer's member Lease; leave: the leaver's member Lease released), then release the shard's Lease; the member that gains it starts the shard's runner once it has itself computed the new assignment (the newcomer: once it has listed the set and announced itself), and acquires the Lease when it is free. So a shard's unowned time is about the slower of the two sides: on a join, the newcomer's own start-up after the old owners saw it; on a leave, the time until the others see the leaver's member Lease released, which the leaver sends together with its shards' releases.\n\n")
 	var timeline []string
 	for _, r := range res.Shards {
 		for _, mv := range r.Moves {
@@ -142,12 +146,16 @@ func shardSection(b *strings.Builder, res *Results) {
 				continue
 			}
 			sd := Summarise(mv.Seen)
-			timeline = append(timeline, fmt.Sprintf("| %s | %s | %s – %s | %s – %s | %s – %s |", r.Backend, mv.Kind, fmtDur(sd.Min), fmtDur(sd.Max), fmtDur(mv.FirstStop), fmtDur(mv.LastStop), fmtDur(mv.FirstStart), fmtDur(mv.LastStart)))
+			writes := "–"
+			if wd := Summarise(mv.Writes); wd.N > 0 {
+				writes = fmt.Sprintf("%d: %s / %s / %s", wd.N, fmtDur(wd.P50), fmtDur(wd.P90), fmtDur(wd.Max))
+			}
+			timeline = append(timeline, fmt.Sprintf("| %s | %s | %s – %s | %s – %s | %s – %s | %s |", r.Backend, mv.Kind, fmtDur(sd.Min), fmtDur(sd.Max), fmtDur(mv.FirstStop), fmtDur(mv.LastStop), fmtDur(mv.FirstStart), fmtDur(mv.LastStart), writes))
 		}
 	}
 	if len(timeline) > 0 {
-		p("Timeline of each change, from the change: when the live members saw the new membership (`OnAssigned`, first – last member), and the first and last work stop and start on live members:\n\n")
-		p("| Backend | change | members saw it | stops | starts |\n|---|---|---|---|---|\n%s\n\n", strings.Join(timeline, "\n"))
+		p("Timeline of each change, from the change: when the live members saw the new membership (`OnAssigned`, first – last member), the first and last work stop and start on live members, and the round trips of the members' writes (releases, the leaver's included; acquisitions; renewals) from the change until settled:\n\n")
+		p("| Backend | change | members saw it | stops | starts | writes: n: p50 / p90 / max |\n|---|---|---|---|---|---|\n%s\n\n", strings.Join(timeline, "\n"))
 	}
 
 	var crash []string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -71,6 +72,10 @@ type ShardMove struct {
 	LastStop   time.Duration   `json:"lastStop,omitempty"`
 	FirstStart time.Duration   `json:"firstStart,omitempty"`
 	LastStart  time.Duration   `json:"lastStart,omitempty"`
+	// Writes are the round trips of the members' writes (create,
+	// update, delete) sent from the change until it settled: releases,
+	// acquisitions and renewals.
+	Writes []time.Duration `json:"writes,omitempty"`
 
 	// Crash only.
 	//
@@ -173,6 +178,34 @@ type shardTracker struct {
 	// gave it; views counts OnAssigned calls
 	first map[string]int
 	views int
+	// writes are write round trips since resetPhase
+	writes []time.Duration
+}
+
+// timedRT records the round trip of every write through it in tr.
+type timedRT struct {
+	inner http.RoundTripper
+	tr    *shardTracker
+}
+
+func (t *timedRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.inner.RoundTrip(req)
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodDelete:
+		d := time.Since(start)
+		t.tr.mu.Lock()
+		t.tr.writes = append(t.tr.writes, d)
+		t.tr.mu.Unlock()
+	}
+	return resp, err
+}
+
+// CloseIdleConnections passes the call on.
+func (t *timedRT) CloseIdleConnections() {
+	if c, ok := t.inner.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 type memberView struct {
@@ -250,7 +283,7 @@ func (t *shardTracker) assigned(member string, members []string, mine int) {
 // resetPhase zeroes the per-phase counts.
 func (t *shardTracker) resetPhase() {
 	t.mu.Lock()
-	t.starts, t.unowned = 0, nil
+	t.starts, t.unowned, t.writes = 0, nil, nil
 	t.firstStop, t.lastStop, t.firstStart, t.lastStart = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	t.mu.Unlock()
 }
@@ -266,6 +299,7 @@ func (t *shardTracker) timeline(mv *ShardMove, t0 time.Time, live []string) {
 		return at.Sub(t0)
 	}
 	mv.FirstStop, mv.LastStop, mv.FirstStart, mv.LastStart = rel(t.firstStop), rel(t.lastStop), rel(t.firstStart), rel(t.lastStart)
+	mv.Writes = slices.Clone(t.writes)
 	want := slices.Sorted(slices.Values(live))
 	for _, m := range live {
 		if v, ok := t.view[m]; ok && slices.Equal(v.members, want) {
@@ -352,13 +386,15 @@ type shardMember struct {
 	started time.Time
 }
 
-func newShardMember(be Backend, setName string, shards []string, id string) (*shardMember, error) {
+func newShardMember(be Backend, setName string, shards []string, id string, tr *shardTracker) (*shardMember, error) {
 	m := &shardMember{id: id, ctr: NewCounter(), done: make(chan error, 1)}
 	m.tap = &Tap{Counter: m.ctr}
+	cfg := be.LeaseConfig(m.tap)
+	m.tap.Inner = &timedRT{inner: m.tap.Inner, tr: tr}
 	set, err := lease.NewShardSet(lease.ShardSettings{
 		Set:    setName,
 		Shards: shards,
-		Lease:  lease.Settings{Owner: id, Config: be.LeaseConfig(m.tap), TTL: LeaseDuration, Logger: debugLogger},
+		Lease:  lease.Settings{Owner: id, Config: cfg, TTL: LeaseDuration, Logger: debugLogger},
 	})
 	if err != nil {
 		return nil, err
@@ -454,7 +490,7 @@ func RunShards(ctx context.Context, src Source, p ShardParams) (ShardResult, err
 		wg.Wait()
 	}()
 	newMember := func() (*shardMember, error) {
-		m, err := newShardMember(be, setName, shards, fmt.Sprintf("%s-m%d", setName, len(all)))
+		m, err := newShardMember(be, setName, shards, fmt.Sprintf("%s-m%d", setName, len(all)), tr)
 		if err == nil {
 			all = append(all, m)
 		}

@@ -210,6 +210,7 @@ func main() {
 		}
 	}
 	res.Took = time.Since(res.Started)
+	took := res.Took
 	if *update {
 		merged, err := mergeInto(*jsonPath, res, h.phases)
 		if err != nil {
@@ -220,7 +221,7 @@ func main() {
 	if err := writeOutputs(res, *out, *chart, *jsonPath); err != nil {
 		fatal(err)
 	}
-	logf("done in %v: %s, %s", res.Took.Round(time.Second), *out, *chart)
+	logf("done in %v: %s, %s", took.Round(time.Second), *out, *chart)
 	if len(res.Errors) > 0 {
 		logf("%d phase(s) failed: %s", len(res.Errors), strings.Join(res.Errors, "; "))
 		os.Exit(1)
