@@ -85,6 +85,17 @@ func shardFindings(res *Results) []string {
 		if r.Members == 0 || r.Shards == 0 {
 			continue
 		}
+		if d := Summarise(r.ColdStartTimes); d.N > 0 {
+			late := 0
+			for _, t := range r.ColdStartTimes {
+				if t > d.P50+r.TTL*2/3 {
+					late++
+				}
+			}
+			if late > 0 && late < d.N/10+1 {
+				lines = append(lines, fmt.Sprintf("Shard set on %s, cold start of %d members on %d shards: %d shard(s) started only after %s, while half had started by %s: about one TTL later, so their Lease was left held by a member that did not run them and had to expire.", r.Backend, r.Members, r.Shards, late, fmtDur(d.Max), fmtDur(d.P50)))
+			}
+		}
 		quota := (r.Shards + r.Members - 1) / r.Members
 		var greedy []string
 		for _, f := range r.ColdFirst {
