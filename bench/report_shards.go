@@ -93,7 +93,7 @@ func shardFindings(res *Results) []string {
 				}
 			}
 			if late > 0 && late < d.N/10+1 {
-				lines = append(lines, fmt.Sprintf("Shard set on %s, cold start of %d members on %d shards: %d shard(s) started only after %s, while half had started by %s: about one TTL later, so their Lease was left held by a member that did not run them and had to expire.", r.Backend, r.Members, r.Shards, late, fmtDur(d.Max), fmtDur(d.P50)))
+				lines = append(lines, fmt.Sprintf("Shard set on %s, cold start of %d members on %d shards: %d shard(s) started only after %s, while half had started by %s: about one TTL later: their Lease stayed held, with no work running on any member, until it expired.", r.Backend, r.Members, r.Shards, late, fmtDur(d.Max), fmtDur(d.P50)))
 			}
 		}
 		quota := (r.Shards + r.Members - 1) / r.Members
