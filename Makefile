@@ -55,7 +55,9 @@ e2e:
 	cd e2e && $(GO) test -count=1 -timeout 40m ./...
 
 # Side by side with client-go's leader election, on the fake and on a real
-# kube-apiserver: rewrites BENCHMARKS.md, docs/latency.png and
-# bench/results.json (about 15 minutes; not part of CI).
+# kube-apiserver, plus the shard-set benchmarks: rewrites BENCHMARKS.md,
+# docs/latency.png and bench/results.json (about 20 minutes; not part of CI).
+# bash bench/run.sh -phases shards -update re-measures only the shard sets
+# and keeps the other phases' results from bench/results.json.
 bench:
 	bash bench/run.sh

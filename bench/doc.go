@@ -26,6 +26,14 @@
 //   - RunContention: N contenders starting together on one absent Lease:
 //     time to the first holder, requests and 409s until every contender
 //     knows the holder.
+//   - RunShards: a ShardSet (kubelease only: client-go has none), its
+//     members in this process, each with its own Config: 100 shards over
+//     5 members on both backends (cold start; requests per member at
+//     steady state; a member joining, one leaving gracefully and one
+//     crashing: time to settle, shards moved against the ideal N/M, and
+//     how long each moved shard ran nowhere, from the OnStopped and
+//     OnStarted callbacks), and 1,000 shards over 10 members on the fake
+//     (cold start, requests and CPU at steady state).
 //
 // cmd/bench runs everything and writes BENCHMARKS.md and docs/latency.png;
 // bench_test.go exposes the per-renewal benchmarks to `go test -bench`.

@@ -27,10 +27,15 @@ type Results struct {
 	Renewal    []RenewalResult    `json:"renewal"`
 	Scale      []ScaleResult      `json:"scale"`
 	Contention []ContentionResult `json:"contention"`
+	Shards     []ShardResult      `json:"shards,omitempty"`
 	// SleepCPU is the CPU time this process spends per 10 ms time.Sleep
 	// when otherwise idle: what waking up costs on this machine, part of
 	// every real-clock renewal.
 	SleepCPU time.Duration `json:"sleepCPU"`
+	// Updates are later runs (-update) that re-measured some phases and
+	// replaced their results; Started, Took and Command stay the first
+	// run's.
+	Updates []Update `json:"updates,omitempty"`
 	// Errors are phases that failed, with why.
 	Errors []string `json:"errors,omitempty"`
 }
@@ -120,4 +125,12 @@ func MeasureSleepCPU(n int) time.Duration {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return (cpuTime() - c0) / time.Duration(n)
+}
+
+// Update is a later run that replaced the results of some phases.
+type Update struct {
+	Command string        `json:"command"`
+	Started time.Time     `json:"started"`
+	Took    time.Duration `json:"took"`
+	Phases  []string      `json:"phases"`
 }

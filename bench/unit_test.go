@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"image/png"
 	"net/http/httptest"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +92,48 @@ func TestSimHolders(t *testing.T) {
 		if h := l.Spec.Holder(); h != name || l.Labels["kubelease-bench"] != "scale" || *l.Spec.LeaseDurationSeconds != 15 {
 			t.Fatalf("%s: holder %q, labels %v, duration %d", name, h, l.Labels, *l.Spec.LeaseDurationSeconds)
 		}
+	}
+}
+
+func TestAssignDiff(t *testing.T) {
+	var shards []string
+	for i := range 100 {
+		shards = append(shards, "s"+strconv.Itoa(i))
+	}
+	five := []string{"a", "b", "c", "d", "e"}
+	if n := assignDiff(shards, five, five); n != 0 {
+		t.Fatalf("assignDiff with no change = %d", n)
+	}
+	// A join moves at least the newcomer's ⌊N/M⌋ shards.
+	if n := assignDiff(shards, five, append(slices.Clone(five), "f")); n < 16 {
+		t.Fatalf("assignDiff for a join = %d, want ≥ 16", n)
+	}
+}
+
+func TestShardReport(t *testing.T) {
+	res := &Results{Command: "make bench", Shards: []ShardResult{{
+		ShardParams: ShardParams{Shards: 100, Members: 5, Window: time.Minute, Changes: true},
+		Backend:     "kube-apiserver", TTL: LeaseDuration,
+		ColdSettled: time.Second, ColdStarts: 100, ColdStartTimes: []time.Duration{time.Millisecond, time.Second},
+		PerMember: []Counts{{Verbs: map[string]int{"update": 252}}},
+		Moves: []ShardMove{
+			{Kind: ShardJoin, Before: 5, After: 6, Settled: 50 * time.Millisecond, Starts: 21, AssignDiff: 21, Ideal: 16.7, Unowned: []time.Duration{40 * time.Millisecond, 60 * time.Millisecond}},
+			{Kind: ShardCrash, Before: 5, After: 4, Settled: 14 * time.Second, Starts: 20, AssignDiff: 20, Ideal: 20, Orphans: 2, Reowned: []time.Duration{12 * time.Second, 14 * time.Second}},
+		},
+	}}}
+	out := Report(res, "")
+	for _, want := range []string{
+		"## 7. Shard sets",
+		"unowned ≤ 50 ms (kube-apiserver) | p50 40.0 ms, p99 60.0 ms, max 60.0 ms over 2 moves | **no**: max 60.0 ms |",
+		"re-owned within lease duration + 2 s = 17 s (kube-apiserver) | 2 shards: p50 12.00 s, last 14.00 s after the cut | yes |",
+		"a join moved 21.0 shards (mean of 1; ideal 16.7, `AssignShards` itself 21.0)",
+		"| kube-apiserver | 100 × 5 | 1.00 s | 1.0 ms / 1.0 ms / 1.00 s | 100 | 1m0s | 252.0 (update 252.0)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(out)
 	}
 }

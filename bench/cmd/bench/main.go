@@ -38,7 +38,9 @@ type params struct {
 	contenders         []int         // contention sizes
 	contentionTrials   int           // trials per size and library
 	scale              []bench.ScaleParams
-	benchtime          string // -test.benchtime of the per-renewal benchmarks
+	shards             []bench.ShardParams // shard sets on every backend
+	shardsFake         []bench.ShardParams // and on the fake only
+	benchtime          string              // -test.benchtime of the per-renewal benchmarks
 }
 
 func fullParams() params {
@@ -57,7 +59,9 @@ func fullParams() params {
 			{Lib: bench.Kubelease, Role: bench.ScaleStandby, N: 1000, Hold: time.Minute, Ramp: 5 * time.Second},
 			{Lib: bench.Kubelease, Role: bench.ScaleStandby, Shared: true, N: 10000, Hold: time.Minute, Ramp: 5 * time.Second},
 		},
-		benchtime: "3s",
+		shards:     []bench.ShardParams{{Shards: 100, Members: 5, Warm: 5 * time.Second, Window: time.Minute, Changes: true, Cycles: 3}},
+		shardsFake: []bench.ShardParams{{Shards: 1000, Members: 10, Warm: 10 * time.Second, Window: time.Minute}},
+		benchtime:  "3s",
 	}
 }
 
@@ -74,7 +78,9 @@ func quickParams() params {
 			{Lib: bench.Kubelease, Role: bench.ScaleStandby, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
 			{Lib: bench.Kubelease, Role: bench.ScaleStandby, Shared: true, N: 300, Hold: 20 * time.Second, Ramp: 2 * time.Second},
 		},
-		benchtime: "1s",
+		shards:     []bench.ShardParams{{Shards: 100, Members: 5, Warm: 3 * time.Second, Window: 15 * time.Second, Changes: true, Cycles: 2}},
+		shardsFake: []bench.ShardParams{{Shards: 1000, Members: 10, Warm: 3 * time.Second, Window: 15 * time.Second}},
+		benchtime:  "1s",
 	}
 }
 
@@ -87,7 +93,8 @@ func main() {
 		quick      = flag.Bool("quick", false, "a small run to check the harness (not for publishing)")
 		reportOnly = flag.Bool("report-only", false, "rewrite the report and chart from -json, measuring nothing")
 		backends   = flag.String("backends", "fake,real", "backends to run: fake, real")
-		phases     = flag.String("phases", "steady,handoff,failover,contention,renewal,scale", "phases to run")
+		phases     = flag.String("phases", strings.Join(allPhases, ","), "phases to run")
+		update     = flag.Bool("update", false, "keep the results of the phases not run from -json, replacing only those of the phases run")
 		command    = flag.String("command", "", "the command to cite in the report (default: this one)")
 		scale      = flag.String("scale", "", "override the scale runs: comma-separated lib:N:hold[:standby|:shared], e.g. kubelease:10000:2m,kubelease:1000:1m:standby,kubelease:10000:1m:shared")
 	)
@@ -203,14 +210,70 @@ func main() {
 		}
 	}
 	res.Took = time.Since(res.Started)
+	took := res.Took
+	if *update {
+		merged, err := mergeInto(*jsonPath, res, h.phases)
+		if err != nil {
+			fatal(err)
+		}
+		res = merged
+	}
 	if err := writeOutputs(res, *out, *chart, *jsonPath); err != nil {
 		fatal(err)
 	}
-	logf("done in %v: %s, %s", res.Took.Round(time.Second), *out, *chart)
+	logf("done in %v: %s, %s", took.Round(time.Second), *out, *chart)
 	if len(res.Errors) > 0 {
 		logf("%d phase(s) failed: %s", len(res.Errors), strings.Join(res.Errors, "; "))
 		os.Exit(1)
 	}
+}
+
+// allPhases are the phases, in the order they run on each backend (scale
+// runs last, on the fake only).
+var allPhases = []string{"steady", "handoff", "failover", "contention", "shards", "renewal", "scale"}
+
+// mergeInto reads the results at path and replaces the phases of res's
+// run in them, keeping the others and the first run's header; the run is
+// recorded in Updates.
+func mergeInto(path string, res *bench.Results, phases []string) (*bench.Results, error) {
+	var old bench.Results
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-update: %w", err)
+	}
+	if err := json.Unmarshal(data, &old); err != nil {
+		return nil, fmt.Errorf("-update: %s: %w", path, err)
+	}
+	on := func(p string) bool { return slices.Contains(phases, p) }
+	if on("steady") {
+		old.Steady = res.Steady
+	}
+	phaseOf := func(sc string) string {
+		if sc == bench.ScenarioHandoff {
+			return "handoff"
+		}
+		return "failover"
+	}
+	latency := slices.DeleteFunc(old.Latency, func(r bench.LatencyResult) bool { return on(phaseOf(r.Scenario)) })
+	old.Latency = append(latency, res.Latency...)
+	if on("contention") {
+		old.Contention = res.Contention
+	}
+	if on("shards") {
+		old.Shards = res.Shards
+	}
+	if on("renewal") {
+		old.Renewal, old.SleepCPU = res.Renewal, res.SleepCPU
+	}
+	if on("scale") {
+		old.Scale = res.Scale
+	}
+	if res.RealVersion != "" {
+		old.RealVersion = res.RealVersion
+	}
+	old.Errors = append(old.Errors, res.Errors...)
+	old.Updates = append(old.Updates, bench.Update{Command: res.Command, Started: res.Started, Took: res.Took, Phases: phases})
+	return &old, nil
 }
 
 type harness struct {
@@ -231,8 +294,8 @@ func (h *harness) check(what string, err error) bool {
 	return false
 }
 
-// runBackend runs the request-rate, handoff, failover and contention
-// phases on src.
+// runBackend runs the request-rate, handoff, failover, contention and
+// shard-set phases on src.
 func (h *harness) runBackend(ctx context.Context, src bench.Source) {
 	p := h.p
 	if h.on("steady") && ctx.Err() == nil {
@@ -294,6 +357,42 @@ func (h *harness) runBackend(ctx context.Context, src bench.Source) {
 						logf("  first holder %v, settled %v, %d requests, %d 409s, %d holders", t.FirstHolder, t.Settled, t.Requests.Total(), t.Requests.Codes[409], t.Holders)
 					}
 				}
+			}
+		}
+	}
+	if h.on("shards") {
+		h.shards(ctx, src)
+	}
+}
+
+// shards runs the shard-set benchmarks on src.
+func (h *harness) shards(ctx context.Context, src bench.Source) {
+	runs := h.p.shards
+	if src.Name == "fake" {
+		runs = append(slices.Clone(runs), h.p.shardsFake...)
+	}
+	for _, sp := range runs {
+		if ctx.Err() != nil {
+			return
+		}
+		logf("%s: shard set: %d shards over %d members, cold start, %v window%s", src.Name, sp.Shards, sp.Members, sp.Window, map[bool]string{true: ", then join, leave, crash"}[sp.Changes])
+		r, err := bench.RunShards(ctx, src, sp)
+		r.Command, r.Started = h.res.Command, h.res.Started
+		h.res.Shards = append(h.res.Shards, r)
+		if !h.check(fmt.Sprintf("%s: shards %d×%d", src.Name, sp.Shards, sp.Members), err) {
+			continue
+		}
+		logf("  cold start settled in %v (%d tenures started for %d shards; first assignments %v; %d assignments computed); %.1f req/member/min, CPU %.1f %% of a core; %d started in the window, %d doubles",
+			r.ColdSettled.Round(time.Millisecond), r.ColdStarts, r.Shards, r.ColdFirst, r.ColdViews, r.PerMemberMinute(), 100*r.CPU.Seconds()/r.Window.Seconds(), r.WindowStarts, r.Doubles)
+		for _, mv := range r.Moves {
+			d := bench.Summarise(mv.Unowned)
+			logf("  %s (%d→%d members): settled %v, %d started (assignment moves %d, ideal %.1f), unowned per move p50 %v max %v total %v",
+				mv.Kind, mv.Before, mv.After, mv.Settled.Round(time.Millisecond), mv.Starts, mv.AssignDiff, mv.Ideal, d.P50, d.Max, d.Mean*time.Duration(d.N))
+			rd, zd := bench.Summarise(mv.Reowned), bench.Summarise(mv.ZombieStopped)
+			logf("    timeline: members saw it %v; stops %v–%v; starts %v–%v", mv.Seen, mv.FirstStop, mv.LastStop, mv.FirstStart, mv.LastStart)
+			if mv.Kind == bench.ShardCrash {
+				logf("    %d orphans re-owned p50 %v max %v after the cut; the crashed member's works stopped p50 %v max %v; overlaps %d",
+					mv.Orphans, rd.P50, rd.Max, zd.P50, zd.Max, mv.Overlaps)
 			}
 		}
 	}
