@@ -199,31 +199,41 @@
 // or leaves moves a small multiple of N/M shards rather than reshuffling
 // all of them: 1.2–1.3 × N/M with 10 or more shards per member, up to 5 or
 // 6 × with fewer, since the exact quotas also move shards between members
-// that stay (AssignShards gives the measurements). Members whose views differ for a moment (an
-// event not yet delivered) may both want a shard; its Lease lets only one
-// hold it, so a disagreement delays a move and never runs a shard twice.
-// A planned move takes a release and a watch event: milliseconds on a
-// healthy API server. A member that crashes or is cut off stops renewing:
-// the others drop it when its member Lease expires, then take each of its
-// shards when that shard's Lease expires. With the fast path (rule (b))
-// that is TTL + MaxClockSkew after its last renewal, about one TTL (in
-// examples/shards, TTL 3 s: between 3 and 4 s after the crash). With the
-// fast path off it can take up to two TTLs after the last renewal: the new
-// owner judges the shard's Lease by rule (a) from when it first looks at
-// it, once the member Lease has expired.
+// that stay (AssignShards gives the measurements). Members whose views
+// differ for a moment (an event not yet delivered) may both want a shard;
+// its Lease lets only one hold it, so a disagreement delays a move and
+// never runs a shard twice. A planned move takes a release and a watch
+// event: milliseconds on a healthy API server. A member that leaves
+// releases its member Lease first, then cancels its works (after the
+// release, or 1 s or TTL/10 at most), so that the others stand by for its
+// shards before it lets them go. A member contends for at most 64 shards
+// at a time, so that members starting together, each alone for a moment,
+// do not send an Acquire for every shard at once.
+//
+// A member that crashes or is cut off stops renewing: the others drop it
+// when its member Lease expires, then take each of its shards when that
+// shard's Lease expires, judged from when the set's watch first received
+// its last record. That is about one TTL after its last renewal (with the
+// fast path (rule (b)), at most TTL + MaxClockSkew; in examples/shards,
+// TTL 3 s: between 3 and 4 s after the crash).
 //
 // Limits:
 //   - A member that loses its own member Lease (its renewals failed past
 //     the deadline) counts itself out: it stops the work of all its shards
 //     (cause: an error matching ErrNotHeld that says so) and releases them
 //     until it holds its member Lease again.
-//   - A member announces itself (and so is handed shards) only while its
-//     NamespaceWatch has listed the set's Leases and keeps them current.
-//     One that cannot see the set for a TTL (list or watch refused, the
-//     API server unreachable) withdraws as above, and announces itself
-//     again once it can; without list permission it never joins. When
-//     only watch is refused it lists every DefaultNamespacePollInterval
-//     (5 s) instead, and moves wait for it.
+//   - A member announces itself (and so is handed shards) only once its
+//     NamespaceWatch has listed the set's Leases: without list permission
+//     it never joins. One that is refused list for a TTL later on (its
+//     Role changed) withdraws as above, and announces itself again once it
+//     may list. While its watch is not current for other reasons (a broken
+//     stream, the API server unreachable) it keeps what it runs and starts
+//     nothing. When only watch is refused it lists every
+//     DefaultNamespacePollInterval (5 s) instead, and moves wait for it.
+//   - A runner stopped in the middle of an Acquire (its shard moved
+//     elsewhere) may have its write applied by the server after it gave up:
+//     the member deletes such a record of its own once it sees it, rather
+//     than have the new owner wait for it to expire.
 //   - The member Lease of a crashed member is left behind, expired: nothing
 //     deletes it (kubectl delete lease does). Members ignore it by rule (b);
 //     with the fast path off, a member that joins counts it live for one
