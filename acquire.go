@@ -53,7 +53,7 @@ func (l *KubernetesLease) AcquireWithToken(ctx context.Context) (Token, bool, er
 	}()
 	l.waitPrevious()
 	for attempt := 0; ; attempt++ {
-		tok, ok, err := l.tryAcquire(ctx)
+		tok, ok, err := l.tryAcquire(ctx, attempt == 0 && l.seenAbsent())
 		if err == nil {
 			return tok, ok, nil
 		}
@@ -90,11 +90,28 @@ func isWriteConflict(err error) bool {
 	return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)
 }
 
-// tryAcquire is one read-decide-write round of Acquire.
-func (l *KubernetesLease) tryAcquire(ctx context.Context) (Token, bool, error) {
-	cur, err := l.get(ctx)
-	if err != nil {
-		return Token{}, false, err
+// seenAbsent reports whether Acquire may create the Lease without reading
+// it first: only for a lease made with createFirst (a ShardSet's shard),
+// whose live standby last saw the Lease deleted. A create that finds it
+// after all fails with a 409, and the next attempt reads.
+func (l *KubernetesLease) seenAbsent() bool {
+	if !l.createFirst {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sb != nil && l.sb.live && l.seenObj == nil && !l.seenAt.IsZero()
+}
+
+// tryAcquire is one read-decide-write round of Acquire; absent skips the
+// read and creates the Lease.
+func (l *KubernetesLease) tryAcquire(ctx context.Context, absent bool) (Token, bool, error) {
+	var cur *wire.Lease
+	if !absent {
+		var err error
+		if cur, err = l.get(ctx); err != nil {
+			return Token{}, false, err
+		}
 	}
 	var body *wire.Lease
 	if cur == nil {

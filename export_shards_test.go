@@ -21,3 +21,7 @@ func MemberLeaseOf(set *ShardSet) *KubernetesLease { return set.member }
 func PlantAssignment(set *ShardSet, assign func(shards, members []string) map[string]string) {
 	set.test.Store(&shardTestHooks{assign: assign})
 }
+
+// SetCreateFirst lets l create its Lease without reading it when its
+// standby last saw it deleted, as a ShardSet's shard Leases do.
+func SetCreateFirst(l *KubernetesLease) { l.createFirst = true }

@@ -72,6 +72,10 @@ type KubernetesLease struct {
 	// cancelAcquire cancels the Acquire in flight, if any, so that Release
 	// does not wait behind it.
 	cancelAcquire context.CancelFunc
+	// createFirst lets Acquire create the Lease without reading it when
+	// its standby last saw it deleted (seenAbsent); set only by a ShardSet
+	// for its shards, before first use.
+	createFirst bool
 	// unsure is set when an acquiring write may have been applied without
 	// starting a tenure (its answer was lost or came too late): the record
 	// may name us, and Release then deletes it if it does.

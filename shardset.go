@@ -156,6 +156,9 @@ func (set *ShardSet) shardLease(shard string) (*KubernetesLease, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A shard handed over is deleted by its old owner and seen so by the
+	// new one's standby: create it at once, a round trip sooner.
+	l.createFirst = true
 	set.leases[shard] = l
 	return l, nil
 }

@@ -396,3 +396,37 @@ func TestShardSetContendsForAtMost64ShardsAtOnce(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, <-done, context.Canceled)
 }
+
+// A shard's new owner, woken by the watch that saw its old owner delete
+// it, creates it at once: one round trip, no read first.
+func TestShardHandoverCreatesWithoutRead(t *testing.T) {
+	for _, createFirst := range []bool{false, true} {
+		t.Run(fmt.Sprint("createFirst=", createFirst), func(t *testing.T) {
+			e := newEnv(t)
+			sh := e.newShared(shardSelector)
+			h := e.onShared(sh, shard(1), "h")
+			ok, err := h.Acquire(e.ctx())
+			require.NoError(t, err)
+			require.True(t, ok)
+			c := e.standby(sh, shard(1), "c")
+			if createFirst {
+				lease.SetCreateFirst(c.KubernetesLease)
+			}
+			woke := make(chan error, 1)
+			go func() { woke <- c.Wait(e.ctx()) }()
+			require.NoError(t, e.srv.AwaitWatchers(e.ctx(), 1))
+			require.NoError(t, h.Release(e.ctx()))
+			require.NoError(t, <-woke)
+			e.srv.ResetCounts()
+			ok, err = c.Acquire(e.ctx())
+			require.NoError(t, err)
+			require.True(t, ok)
+			wantGets := 1
+			if createFirst {
+				wantGets = 0
+			}
+			require.Equal(t, wantGets, e.srv.Count("get"), "reads before the create")
+			require.Equal(t, 1, e.srv.Count("create"))
+		})
+	}
+}
