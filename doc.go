@@ -202,8 +202,9 @@
 // that stay (AssignShards gives the measurements). Members whose views
 // differ for a moment (an event not yet delivered) may both want a shard;
 // its Lease lets only one hold it, so a disagreement delays a move and
-// never runs a shard twice. A planned move takes a release and a watch
-// event: milliseconds on a healthy API server. A member that leaves
+// never runs a shard twice. A planned move takes a release, a watch event
+// and a create (the new owner, having seen the shard deleted, creates it
+// without reading it first): milliseconds on a healthy API server. A member that leaves
 // releases its member Lease first, then cancels its works (after the
 // release, or 1 s or TTL/10 at most), so that the others stand by for its
 // shards before it lets them go. A member contends for at most 64 shards
