@@ -21,3 +21,18 @@ func MemberLeaseOf(set *ShardSet) *KubernetesLease { return set.member }
 func PlantAssignment(set *ShardSet, assign func(shards, members []string) map[string]string) {
 	set.test.Store(&shardTestHooks{assign: assign})
 }
+
+// MakeShardLeases makes the Lease of every shard of set now, as its first
+// assignment would, and returns them, so that a test can plant a flaw in
+// each before Run.
+func MakeShardLeases(set *ShardSet) []*KubernetesLease {
+	var out []*KubernetesLease
+	for _, shard := range set.shards {
+		l, err := set.shardLease(shard)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
