@@ -30,18 +30,31 @@ const (
 	// highest), so members are not balanced (planted with
 	// lease.PlantAssignment, the one seam in the library).
 	flawGreedyAssign
+	// flawBlindDeadline: every Lease of a member ignores its deadline
+	// (lease.BreakDeadline): CheckAlive stays true until a renewal finds
+	// the Lease lost, so a member cut off keeps its shards while others,
+	// once the Leases expired, take them. (With the member Lease sound, a
+	// member cut off drops its shards as its member Lease runs out, before
+	// the others can take them: the set does not depend on the shard
+	// Leases' deadlines alone.)
+	flawBlindDeadline
 )
 
 var shardFlawNames = map[shardFlaw]string{
-	shardFlawNone: "none", flawEagerWork: "eager-work", flawIgnoreReassign: "ignore-reassign", flawGreedyAssign: "greedy-assign",
+	shardFlawNone: "none", flawEagerWork: "eager-work", flawIgnoreReassign: "ignore-reassign", flawGreedyAssign: "greedy-assign", flawBlindDeadline: "blind-deadline",
 }
 
 func (f shardFlaw) String() string { return shardFlawNames[f] }
 
 // plant plants f in m's ShardSet.
 func (f shardFlaw) plant(m *shMember) {
-	if f == flawGreedyAssign {
+	switch f {
+	case flawGreedyAssign:
 		lease.PlantAssignment(m.set, greedyAssign)
+	case flawBlindDeadline:
+		for _, l := range append(lease.MakeShardLeases(m.set), lease.MemberLeaseOf(m.set)) {
+			lease.BreakDeadline(l)
+		}
 	}
 }
 

@@ -194,8 +194,12 @@ func (s *shsim) scheduleLocked(faults bool) {
 	}
 }
 
-// faultLength is how long a freeze or a partition lasts: up to two TTLs.
+// faultLength is how long a freeze or a partition lasts: up to two TTLs
+// (with longFaults, from one to two).
 func (s *shsim) faultLength() time.Duration {
+	if s.sc.longFaults {
+		return s.cfg.ttl + time.Duration(s.rng.Int64N(int64(s.cfg.ttl)))
+	}
 	return s.cfg.step + time.Duration(s.rng.Int64N(int64(2*s.cfg.ttl)))
 }
 

@@ -29,7 +29,9 @@ const defaultShardsN = 8
 
 var chaosShardsLog = flag.Bool("chaosshards.log", false, "put the library's log lines in the shard campaign's traces")
 
-var chaosShardBugSeeds = flag.Int("chaosshards.bugseeds", 3, "schedules per case in TestChaosShardsFindsKnownBugs")
+var chaosShardsFlaw = flag.String("chaosshards.flaw", "none", "plant this bug (see shardFlawNames) in TestChaosShards, to debug the checker")
+
+var chaosShardBugSeeds = flag.Int("chaosshards.bugseeds", 2, "schedules per case in TestChaosShardsFindsKnownBugs")
 
 // shardConfig is one shard schedule's setup.
 type shardConfig struct {
@@ -41,6 +43,7 @@ type shardConfig struct {
 	grace      time.Duration
 	maxBackoff time.Duration
 	stable     time.Duration // how long a settled set is watched for moves
+	longFaults bool          // freezes and partitions last longer than a TTL
 }
 
 // shardOdds are the odds of a schedule's events, 1 in n per step (0:
@@ -168,7 +171,15 @@ func TestChaosShards(t *testing.T) {
 	}
 	seeds := shardSeeds()
 	start := time.Now()
-	results := shardCampaign(t, seeds, nil)
+	var mod func(*shardConfig)
+	if *chaosShardsFlaw != "none" {
+		for f, name := range shardFlawNames {
+			if name == *chaosShardsFlaw {
+				mod = func(sc *shardConfig) { sc.flaw = f }
+			}
+		}
+	}
+	results := shardCampaign(t, seeds, mod)
 	tot := sumShards(seeds, results)
 	t.Logf("chaos: shard campaign: %d schedules, %d joins, %d graceful leaves, %d crashes, %d freezes, %d partitions, %d works started, slowest settle %v, %d failing, %v",
 		len(seeds), tot.joins, tot.leaves, tot.crashes, tot.freezes, tot.partitions, tot.works, tot.maxSettle, len(tot.failed), time.Since(start).Round(time.Millisecond))
@@ -197,6 +208,12 @@ func TestChaosShardsFindsKnownBugs(t *testing.T) {
 	// Quotas bind only with several members: the greedy assignment's
 	// schedules keep four.
 	fourMembers := func(sc *shardConfig) { sc.slots, sc.odds.leave, sc.odds.crash = 4, 0, 0 }
+	// A blind deadline shows when a member is cut off for longer than a
+	// TTL while another takes its shards over.
+	cutOff := func(sc *shardConfig) {
+		sc.slots, sc.odds.partition, sc.odds.freeze, sc.odds.leave, sc.odds.crash = 3, 25, 0, 0, 0
+		sc.longFaults, sc.faultFor = true, 40*time.Second
+	}
 	tests := []struct {
 		flaw shardFlaw
 		want []string // invariants the bug breaks
@@ -205,10 +222,15 @@ func TestChaosShardsFindsKnownBugs(t *testing.T) {
 		{flawEagerWork, []string{"S2"}, nil},
 		{flawIgnoreReassign, []string{"S3", "S4"}, nil},
 		{flawGreedyAssign, []string{"S4"}, fourMembers},
+		{flawBlindDeadline, []string{"S1"}, cutOff},
 	}
 	for _, tc := range tests {
 		t.Run(tc.flaw.String(), func(t *testing.T) {
-			seeds := make([]uint64, *chaosShardBugSeeds)
+			n := *chaosShardBugSeeds
+			if tc.flaw == flawBlindDeadline {
+				n = max(n, 5) // about one schedule in six has no member cut off long enough
+			}
+			seeds := make([]uint64, n)
 			for i := range seeds {
 				seeds[i] = 7000 + uint64(i)
 			}
@@ -220,13 +242,21 @@ func TestChaosShardsFindsKnownBugs(t *testing.T) {
 			})
 			tot := sumShards(seeds, results)
 			found := 0
+			var missed []uint64
 			for _, seed := range seeds {
+				hit := false
 				for _, inv := range tc.want {
-					if results[seed].byInvariant[inv] > 0 {
-						found++
-						break
-					}
+					hit = hit || results[seed].byInvariant[inv] > 0
 				}
+				if hit {
+					found++
+				} else {
+					missed = append(missed, seed)
+					writeShardTrace(seed, results[seed])
+				}
+			}
+			if len(missed) > 0 {
+				t.Logf("chaos: seeds without: %v (traces in %s)", missed, os.TempDir())
 			}
 			t.Logf("chaos: %d of %d schedules found %s violations (all: %s)", found, len(seeds), strings.Join(tc.want, "/"), formatCounts(tot.byInvariant))
 			assert.Positive(t, found, "the checker must find the bug")

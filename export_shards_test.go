@@ -25,3 +25,18 @@ func PlantAssignment(set *ShardSet, assign func(shards, members []string) map[st
 // SetCreateFirst lets l create its Lease without reading it when its
 // standby last saw it deleted, as a ShardSet's shard Leases do.
 func SetCreateFirst(l *KubernetesLease) { l.createFirst = true }
+
+// MakeShardLeases makes the Lease of every shard of set now, as its first
+// assignment would, and returns them, so that a test can plant a flaw in
+// each before Run.
+func MakeShardLeases(set *ShardSet) []*KubernetesLease {
+	var out []*KubernetesLease
+	for _, shard := range set.shards {
+		l, err := set.shardLease(shard)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, l)
+	}
+	return out
+}
