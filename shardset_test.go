@@ -320,6 +320,7 @@ type inflight struct {
 	mu       sync.Mutex
 	now, top int
 	reached  chan struct{} // closed when now first reaches at
+	closed   bool          // reached is closed
 	at       int
 }
 
@@ -330,7 +331,8 @@ func (f *inflight) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.mu.Lock()
 	f.now++
 	f.top = max(f.top, f.now)
-	if f.now == f.at {
+	if f.now == f.at && !f.closed {
+		f.closed = true
 		close(f.reached)
 	}
 	f.mu.Unlock()
