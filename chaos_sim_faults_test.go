@@ -86,8 +86,12 @@ func (s *sim) lateApply(req *http.Request, body []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	due := s.now + time.Duration(s.rng.Int64N(int64(2*s.cfg.ttl)))
+	if s.lateNow {
+		due = s.now
+	}
 	s.late = append(s.late, lateWrite{
-		due:    s.now + time.Duration(s.rng.Int64N(int64(2*s.cfg.ttl))),
+		due:    due,
 		method: req.Method, url: req.URL.String(), header: req.Header.Clone(), body: body,
 	})
 }

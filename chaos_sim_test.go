@@ -64,6 +64,9 @@ type sim struct {
 	paused  bool
 	release chan struct{} // closed to free every held request
 	late    []lateWrite
+	// lateNow makes a write held for a late apply land at the next step
+	// (once the faults have stopped, a late write is the last of them).
+	lateNow bool
 	store   fencedStore
 	// lastThirdParty is the true time of the last third-party delete or
 	// spec edit: overlaps with tenures started before it are excused.
