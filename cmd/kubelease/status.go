@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubelease/lease"
+)
+
+// exitFree is the exit status of "status" when nobody holds the lease.
+const exitFree = 3
+
+// leaseView is a Lease as "status" and "watch" show it.
+type leaseView struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Held is true when a live holder has it: it exists, names a holder,
+	// and has not expired as this process computes it.
+	Held            bool       `json:"held"`
+	Exists          bool       `json:"exists"`
+	Holder          string     `json:"holder,omitempty"`
+	AcquireTime     *time.Time `json:"acquireTime,omitempty"`
+	RenewTime       *time.Time `json:"renewTime,omitempty"`
+	LeaseDuration   string     `json:"leaseDuration,omitempty"`
+	ExpiresIn       string     `json:"expiresIn,omitempty"`
+	Transitions     int32      `json:"transitions"`
+	ResourceVersion string     `json:"resourceVersion,omitempty"`
+	ObservedAt      time.Time  `json:"observedAt"`
+}
+
+func newLeaseView(ns, name string, h lease.HolderInfo) leaseView {
+	v := leaseView{
+		Namespace: ns, Name: name, Exists: h.Exists, Holder: h.Holder,
+		Held:        h.Exists && h.Holder != "" && h.ExpiresIn > 0,
+		Transitions: h.Transitions, ResourceVersion: h.ResourceVersion, ObservedAt: h.ObservedAt.UTC(),
+	}
+	if v.ObservedAt.IsZero() {
+		v.ObservedAt = time.Now().UTC()
+	}
+	if !h.AcquireTime.IsZero() {
+		v.AcquireTime = &h.AcquireTime
+	}
+	if !h.RenewTime.IsZero() {
+		v.RenewTime = &h.RenewTime
+	}
+	if h.Exists {
+		v.LeaseDuration = h.Duration.String()
+		v.ExpiresIn = roundDur(h.ExpiresIn).String()
+	}
+	return v
+}
+
+// outputFormat checks the -o flag.
+func outputFormat(o string) error {
+	switch o {
+	case "", "wide", "json", "yaml":
+		return nil
+	}
+	return fmt.Errorf("-o %q: unknown output format (use json, yaml or wide)", o)
+}
+
+// ago is how long before now t was, for people; "<none>" when t is nil.
+func ago(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "<none>"
+	}
+	return roundDur(now.Sub(*t)).String() + " ago"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}
+
+// printStatus writes v in format to w.
+func printStatus(w io.Writer, v leaseView, format string, now time.Time) error {
+	switch format {
+	case "json":
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	expires := "<none>"
+	if v.Held {
+		expires = v.ExpiresIn
+	} else if v.Exists && v.Holder != "" {
+		expires = "expired"
+	}
+	if format == "wide" {
+		fmt.Fprintln(tw, "NAMESPACE\tNAME\tHOLDER\tEXPIRES IN\tRENEWED\tACQUIRED\tTRANSITIONS\tDURATION\tRESOURCEVERSION")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Namespace, v.Name, orNone(v.Holder), expires,
+			ago(v.RenewTime, now), ago(v.AcquireTime, now), v.Transitions, orNone(v.LeaseDuration), orNone(v.ResourceVersion))
+	} else {
+		fmt.Fprintln(tw, "NAME\tHOLDER\tEXPIRES IN\tRENEWED\tTRANSITIONS")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", v.Name, orNone(v.Holder), expires, ago(v.RenewTime, now), v.Transitions)
+	}
+	return tw.Flush()
+}
+
+// newObserver returns a KubernetesLease that only reads NAME: its Owner is
+// never written.
+func newObserver(kf *kubeFlags, name string) (*lease.KubernetesLease, string, error) {
+	cfg, ns, err := kf.config()
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := lease.NewKubernetesLease(lease.Settings{Name: name, Namespace: ns, Owner: "kubelease-observer-" + defaultID(), Config: cfg})
+	return l, ns, err
+}
+
+func newStatusCommand(kf *kubeFlags) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status NAME",
+		Short: "Show who holds a Lease",
+		Long: `Status reads the Lease NAME once and shows its holder, when it expires (as
+this process computes it: the Lease's renewTime + duration + 1s of allowed
+clock skew), when it was last renewed and acquired, and how many times its
+holder changed. It needs "get" on leases.
+
+The fencing token of the holder's tenure (the resourceVersion of the write
+that acquired it) cannot be read back once the holder has renewed: the
+holder's CMD sees it as KUBELEASE_TOKEN.
+
+Exit status: 0 when a live holder holds it, 3 when it is free (absent, no
+holder, or expired), 1 on errors.`,
+		Example: `  kubelease status nightly-backup -n jobs
+  kubelease status nightly-backup -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := outputFormat(output); err != nil {
+				return err
+			}
+			name := args[0]
+			l, ns, err := newObserver(kf, name)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			h, err := l.Holder(ctx)
+			if err != nil {
+				return fmt.Errorf("%s", describe(err, ns, name))
+			}
+			v := newLeaseView(ns, name, h)
+			if err := printStatus(cmd.OutOrStdout(), v, output, time.Now()); err != nil {
+				return err
+			}
+			if !v.Held {
+				return &exitCodeError{code: exitFree}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json, yaml or wide")
+	return cmd
+}
