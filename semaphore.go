@@ -2,6 +2,8 @@ package lease
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -91,46 +93,28 @@ func NewSemaphore(s SemaphoreSettings) (*Semaphore, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	t := s.Lease
-	t.Name = "x"
-	r := t.withDefaults()
-	w, err := NewNamespaceWatch(s.Lease.Config, r.Namespace, LabelSemaphore+"="+s.Name,
-		NamespaceWatchOptions{Clock: r.Clock, Logger: r.Logger})
+	sl, err := newSetLeases(s.Lease, LabelSemaphore, s.Name)
 	if err != nil {
 		return nil, err
 	}
 	sem := &Semaphore{
 		s:     s,
-		watch: w,
+		watch: sl.watch,
 		op:    make(chan struct{}, 1),
 		held:  -1,
 		dirty: map[int]bool{},
 		hooks: map[uint64]func(context.Context) error{},
 	}
 	for i := range s.Slots {
-		ls := s.Lease
-		ls.Name = SlotLeaseName(s.Name, i)
-		ls.Namespace = r.Namespace
-		ls.Labels = map[string]string{LabelSemaphore: s.Name, LabelRole: RoleSlot}
-		ls.SharedWatch = w
-		l, err := NewKubernetesLease(ls)
+		l, err := sl.lease(SlotLeaseName(s.Name, i), RoleSlot)
 		if err != nil {
 			return nil, err
 		}
 		sem.slots = append(sem.slots, l)
 	}
-	h := nameHash(s.Lease.Owner)
-	for _, c := range h[:4] {
-		sem.first = (sem.first*16 + hexDigit(c)) % s.Slots
-	}
+	sum := sha256.Sum256([]byte(s.Lease.Owner))
+	sem.first = int(binary.BigEndian.Uint16(sum[:2])) % s.Slots
 	return sem, nil
-}
-
-func hexDigit(c rune) int {
-	if c >= 'a' {
-		return int(c-'a') + 10
-	}
-	return int(c - '0')
 }
 
 // Close stops the Semaphore's watch. Release first; Close is idempotent.

@@ -142,7 +142,7 @@ func (r *setRun) steer(ctx context.Context, announced, synced bool, mine []strin
 	for _, shard := range mine {
 		want[shard] = true
 		if r.runners[shard] == nil && r.pending.Load() < maxPending {
-			r.start(ctx, shard)
+			r.start(shard)
 		}
 	}
 	r.dropStale(ctx, want)

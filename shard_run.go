@@ -279,7 +279,7 @@ func (r *setRun) assign(members []string) []string {
 }
 
 // start starts the runner of shard.
-func (r *setRun) start(ctx context.Context, shard string) {
+func (r *setRun) start(shard string) {
 	l, err := r.set.shardLease(shard)
 	if err != nil { // the settings were validated: a name that does not fit
 		r.log.Error("kubelease: cannot make the shard's Lease", "shard", shard, "err", err)

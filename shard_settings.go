@@ -140,3 +140,39 @@ type ShardOptions struct {
 	// Logger receives the set's events (nil: Lease.Logger of the settings).
 	Logger *slog.Logger
 }
+
+// setLeases is what a shard set and a semaphore share: their Lease
+// template with defaults (its Namespace the one their Leases live in) and
+// one NamespaceWatch of their Leases, those labelled key=value.
+type setLeases struct {
+	tmpl  Settings
+	r     resolved
+	key   string
+	value string
+	watch *NamespaceWatch
+}
+
+// newSetLeases resolves the template t and makes the watch of the Leases
+// labelled key=value. t must be valid (templateProblems).
+func newSetLeases(t Settings, key, value string) (setLeases, error) {
+	rt := t
+	rt.Name = "x" // filled in per Lease
+	r := rt.withDefaults()
+	w, err := NewNamespaceWatch(t.Config, r.Namespace, key+"="+value,
+		NamespaceWatchOptions{Clock: r.Clock, Logger: r.Logger})
+	if err != nil {
+		return setLeases{}, err
+	}
+	return setLeases{tmpl: t, r: r, key: key, value: value, watch: w}, nil
+}
+
+// lease returns a KubernetesLease named name from the template, labelled
+// with the set's label and role, listening to the set's watch.
+func (sl setLeases) lease(name, role string) (*KubernetesLease, error) {
+	ls := sl.tmpl
+	ls.Name = name
+	ls.Namespace = sl.r.Namespace
+	ls.Labels = map[string]string{sl.key: sl.value, LabelRole: role}
+	ls.SharedWatch = sl.watch
+	return NewKubernetesLease(ls)
+}

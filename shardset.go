@@ -52,6 +52,7 @@ type ShardSet struct {
 	names  []string          // names[i] is the Lease name of shards[i]
 	byName map[string]string // shard Lease name → shard
 	t      resolved          // the Lease template, with defaults
+	sl     setLeases         // makes the set's Leases
 	watch  *NamespaceWatch
 	member *KubernetesLease
 	clock  clock.WithTicker
@@ -102,20 +103,17 @@ func NewShardSet(s ShardSettings) (*ShardSet, error) {
 		return nil, err
 	}
 	s.Shards = slices.Clone(s.Shards)
-	t := s.Lease
-	t.Name = "x" // filled in per Lease
-	r := t.withDefaults()
-	w, err := NewNamespaceWatch(s.Lease.Config, r.Namespace, LabelShardSet+"="+s.Set,
-		NamespaceWatchOptions{Clock: r.Clock, Logger: r.Logger})
+	sl, err := newSetLeases(s.Lease, LabelShardSet, s.Set)
 	if err != nil {
 		return nil, err
 	}
 	set := &ShardSet{
 		s:         s,
 		shards:    uniqueSorted(s.Shards, false),
-		t:         r,
-		watch:     w,
-		clock:     r.Clock,
+		t:         sl.r,
+		sl:        sl,
+		watch:     sl.watch,
+		clock:     sl.r.Clock,
 		leases:    map[string]*KubernetesLease{},
 		active:    map[string]Token{},
 		freeSince: map[string]time.Time{},
@@ -136,12 +134,7 @@ func NewShardSet(s ShardSettings) (*ShardSet, error) {
 // newLease returns a KubernetesLease named name, from the template, with
 // the set's labels and watch.
 func (set *ShardSet) newLease(name, role string) (*KubernetesLease, error) {
-	ls := set.s.Lease
-	ls.Name = name
-	ls.Namespace = set.t.Namespace
-	ls.Labels = map[string]string{LabelShardSet: set.s.Set, LabelRole: role}
-	ls.SharedWatch = set.watch
-	return NewKubernetesLease(ls)
+	return set.sl.lease(name, role)
 }
 
 // shardLease returns the Lease of shard, making it on first use.

@@ -114,18 +114,7 @@ func (f *Fake) ServerCounts() (map[string]int, bool) {
 
 // Watchers returns the number of watch streams open at the fake
 // (leasetest.Server.Watchers), or -1 when it cannot be read.
-func (f *Fake) Watchers() int {
-	resp, err := http.Get(f.control + "/watchers")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	n := -1
-	if json.NewDecoder(resp.Body).Decode(&n) != nil {
-		return -1
-	}
-	return n
-}
+func (f *Fake) Watchers() int { return f.getInt("/watchers") }
 
 // Hold makes the fake process hold Leases itself (see SimHolders).
 func (f *Fake) Hold(h SimHolders) error {
@@ -147,8 +136,12 @@ func (f *Fake) Hold(h SimHolders) error {
 
 // SimRenewals returns how many renewals the fake's simulated holders have
 // made so far, or -1 when it cannot be read.
-func (f *Fake) SimRenewals() int {
-	resp, err := http.Get(f.control + "/renewals")
+func (f *Fake) SimRenewals() int { return f.getInt("/renewals") }
+
+// getInt reads one JSON number from the fake's control path, or -1 when it
+// cannot.
+func (f *Fake) getInt(path string) int {
+	resp, err := http.Get(f.control + path)
 	if err != nil {
 		return -1
 	}
