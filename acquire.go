@@ -23,7 +23,8 @@ func (l *KubernetesLease) Acquire(ctx context.Context) (bool, error) {
 //
 // It reads the Lease; creates it when absent; takes it over when it names
 // no holder, names our Owner, or has expired; and returns false, nil when it
-// is held by someone else, or when AcquireRetries re-reads after 409
+// is held by someone else, when a planned handoff to another contender is
+// pending (for HandoffWait; see RequestHandoff), or when AcquireRetries re-reads after 409
 // conflicts are used up. Every request is bounded by TTL minus the
 // deadline margin, and an acquiring write whose answer arrives after the
 // deadline it would start does not start a tenure: the error then wraps
@@ -119,7 +120,7 @@ func (l *KubernetesLease) tryAcquire(ctx context.Context, absent bool) (Token, b
 		body.APIVersion, body.Kind = wire.APIVersion, wire.Kind
 		body.Name, body.Namespace = l.s.Name, l.s.Namespace
 	} else {
-		if !l.mayTakeOver(cur) {
+		if !l.mayAcquire(cur) {
 			return Token{}, false, nil
 		}
 		body = cur.DeepCopy()
@@ -193,7 +194,9 @@ func (l *KubernetesLease) startLocked(st stamp, obj *wire.Lease) Token {
 		start:  st,
 		obj:    obj,
 		cancel: cancel,
-		done:   make(chan struct{}),
+
+		specPreferred: specPreferredOf(obj),
+		done:          make(chan struct{}),
 	}
 	l.ten = t
 	l.unsure = false

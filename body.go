@@ -10,12 +10,18 @@ import (
 
 // stampAcquire turns body (a copy of the stored Lease, or a new one) into
 // an acquiring write stamped st: our holder and nonce, acquireTime =
-// renewTime = now, and leaseTransitions bumped when the holder changes.
+// renewTime = now, leaseTransitions bumped when the holder changes, and
+// no token or handoff request of an earlier tenure.
 func (l *KubernetesLease) stampAcquire(body *wire.Lease, st stamp) {
 	created := body.ResourceVersion == ""
 	prevHolder := body.Spec.Holder()
 	l.stampRenew(body, st)
 	l.addLabels(body)
+	// A new tenure: its token is published at its first renewal, and a
+	// handoff request is answered by this write (by its target, or by
+	// anyone once HandoffWait has passed).
+	delete(body.Annotations, TokenAnnotation)
+	delete(body.Annotations, PreferredHolderAnnotation)
 	body.Spec.AcquireTime = body.Spec.RenewTime.DeepCopy()
 	var tr int32
 	switch {

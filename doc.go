@@ -133,8 +133,8 @@
 // preconditions, so a peer can acquire at once and no one else's lease is
 // ever deleted. OnLost handlers run once per tenure lost without a Release,
 // each on a goroutine of its own, after CheckAlive has turned false, with a
-// *LostError that says why (LostConflict, LostDeleted, LostDeadline) and which
-// tenure (its Token) ended.
+// *LostError that says why (LostConflict, LostDeleted, LostDeadline, or
+// LostHandoff for a planned handoff) and which tenure (its Token) ended.
 //
 // # Running work
 //
@@ -154,6 +154,33 @@
 // Settings.WatchWhileHolding makes the holder watch too, ending its tenure at
 // once when a third party deletes or takes the Lease. An Observer receives
 // metrics events; HealthCheck reports a holder whose renewals have stopped.
+//
+// # Planned handoff
+//
+// RequestHandoff(ctx, cfg, namespace, name, to) asks the holder to hand the
+// lease to the contender whose Owner is to, for draining a node or a
+// rolling update without a gap: it writes the annotation
+// kubelease.io/preferred-holder (PreferredHolderAnnotation). A holder that
+// sees a preferred holder other than itself — that annotation, or a
+// spec.preferredHolder that changed during its tenure, where the server
+// keeps that field (a default kube-apiserver 1.37 drops it) — ends its
+// tenure as on a Release: RunSingleton cancels its work (cause: a
+// *LostError with Reason LostHandoff and Holder to) and waits for it, then
+// the Lease is left without a holder, naming to; OnLost handlers get the
+// same LostHandoff, and RunSingleton contends again. It notices at once with
+// WatchWhileHolding, else at its next renewal. Other contenders defer to
+// to for Settings.HandoffWait (default TTL, from when each first sees the
+// record free and naming to, on its own monotonic clock), then contend as
+// usual; the acquiring write removes the annotation. With no
+// BeforeRelease hook (Acquire used directly) the tenure ends as on a loss:
+// watch OnLost. Settings.DisableHandoff turns it off for an instance;
+// a ShardSet's and a Semaphore's Leases ignore it (their holders follow
+// the assignment and the slots).
+//
+// The holder also publishes its fencing token in the annotation
+// kubelease.io/token (TokenAnnotation) at its first renewal, and ReadLease,
+// ListLeases and ForceRelease (a delete with the uid and resourceVersion
+// that were read) serve operators; cmd/kubelease is the command line.
 //
 // # Many leases, one watch
 //

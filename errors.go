@@ -47,6 +47,12 @@ const (
 	// server was unreachable, too slow, or gave answers that were not a
 	// decision. CheckAlive turned false on time.
 	LostDeadline LostReason = "deadline"
+	// LostHandoff: the holder stepped down for a planned handoff (see
+	// RequestHandoff); Holder is the preferred holder it was asked to hand
+	// the lease to. The tenure ended as on a Release: BeforeRelease hooks
+	// (RunSingleton's work) were stopped first, then the Lease was left
+	// without a holder.
+	LostHandoff LostReason = "handoff"
 )
 
 // LostError is the reason passed to OnLost handlers. It says which tenure

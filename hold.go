@@ -48,6 +48,15 @@ func (r *runner) hold(ctx context.Context, tok Token) holdOutcome {
 	if h, ok := r.l.(ReleaseHooker); ok {
 		// A Release made elsewhere stops work before it ends the tenure.
 		unhook = h.BeforeRelease(func(rctx context.Context) error {
+			cause := errReleased
+			if le := handoffCause(rctx); le != nil {
+				if le.Token != tok {
+					return nil // a step-down of another tenure
+				}
+				// A planned handoff: stop work, then the tenure ends
+				// as on a loss, and RunSingleton contends again.
+				cause = le
+			}
 			if rctx.Value(workKey{}) == w {
 				// Work releases itself: it cannot wait for itself, and
 				// it ends as if it had returned by itself.
@@ -55,7 +64,7 @@ func (r *runner) hold(ctx context.Context, tok Token) holdOutcome {
 				cancel(errReleased)
 				return nil
 			}
-			cancel(errReleased)
+			cancel(cause)
 			return r.awaitWork(w)
 		})
 	}

@@ -35,6 +35,13 @@ type HolderInfo struct {
 	// Token is then its tenure's fencing token.
 	Ours  bool
 	Token Token
+	// HolderToken is the fencing token of the holder's tenure as the holder
+	// published it (TokenAnnotation, written at its first renewal); zero
+	// when not published yet or when there is no holder.
+	HolderToken Token
+	// PreferredHolder is the contender a planned handoff asks for
+	// (PreferredHolderAnnotation, else spec.preferredHolder); "" when none.
+	PreferredHolder string
 }
 
 // Holder returns who holds the Lease, as the standby watch last saw it
@@ -62,20 +69,8 @@ func (l *KubernetesLease) Holder(ctx context.Context) (HolderInfo, error) {
 	if obj == nil {
 		return HolderInfo{}, nil
 	}
-	h := HolderInfo{
-		Exists:          true,
-		Holder:          obj.Spec.Holder(),
-		Transitions:     obj.Spec.Transitions(),
-		ResourceVersion: obj.ResourceVersion,
-		Duration:        l.recordDuration(obj),
-		ObservedAt:      at,
-	}
-	if t := obj.Spec.AcquireTime; t != nil {
-		h.AcquireTime = t.UTC()
-	}
-	if t := obj.Spec.RenewTime; t != nil {
-		h.RenewTime = t.UTC()
-	}
+	h := recordInfo(obj, l.s.TTL)
+	h.ObservedAt = at
 	if !l.mayTakeOver(obj) {
 		h.ExpiresIn = l.untilExpiry()
 	}

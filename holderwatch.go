@@ -9,8 +9,10 @@ import (
 
 // holderWatch ends tenure t at once when a watch shows the Lease deleted
 // (LostDeleted) or naming another holder or instance (LostConflict),
-// instead of at the next renewal. It reconnects with backoff; our own
-// renewals are recognised by holder and nonce.
+// instead of at the next renewal, and starts a step-down at once when a
+// record of ours names another preferred holder (a planned handoff). It
+// reconnects with backoff; our own renewals are recognised by holder and
+// nonce.
 func (l *KubernetesLease) holderWatch(ctx context.Context, t *tenure) {
 	b := l.watchBackoff()
 	l.mu.Lock()
@@ -35,6 +37,7 @@ func (l *KubernetesLease) holderWatch(ctx context.Context, t *tenure) {
 				l.endLocked(t, LostConflict, obj.Spec.Holder(), nil)
 				return false
 			}
+			l.noteHandoffLocked(t, obj)
 			return true
 		})
 		if ctx.Err() != nil || err == nil {

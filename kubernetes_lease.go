@@ -76,6 +76,9 @@ type KubernetesLease struct {
 	// its standby last saw it deleted (seenAbsent); set only by a ShardSet
 	// for its shards, before first use.
 	createFirst bool
+	// deferred is when a record naming another preferred holder was first
+	// seen takeable; nil when none was.
+	deferred *deferral
 	// unsure is set when an acquiring write may have been applied without
 	// starting a tenure (its answer was lost or came too late): the record
 	// may name us, and Release then deletes it if it does.
@@ -92,7 +95,11 @@ type tenure struct {
 	ended    bool       // CheckAlive is false for good
 	lost     *LostError // why it ended; nil for a voluntary Release
 	released bool       // Release has run for this tenure
-	lastErr  error      // the last renewal error, wrapped by a deadline loss
+	handoff  string     // the preferred holder this tenure steps down for; "" when none
+	// specPreferred is the record's spec.preferredHolder when this tenure
+	// acquired it: only a change from it asks for a handoff.
+	specPreferred string
+	lastErr       error // the last renewal error, wrapped by a deadline loss
 
 	cancel context.CancelFunc // stops the renewal goroutine and its request
 	done   chan struct{}      // closed when the renewal goroutine has returned

@@ -34,6 +34,15 @@ import (
 // does not return in time, Release returns an error matching
 // ErrWorkDidNotStop and the lease stays held (see BeforeRelease).
 func (l *KubernetesLease) Release(ctx context.Context) error {
+	return l.release(ctx, nil)
+}
+
+// release is Release; want, when not nil, is the only tenure it may end (a
+// step-down for a handoff must not end a later tenure).
+func (l *KubernetesLease) release(ctx context.Context, want *tenure) error {
+	if want != nil && !l.isCurrent(want) {
+		return nil
+	}
 	if err := l.runHooks(ctx); err != nil {
 		return err
 	}
@@ -51,6 +60,10 @@ func (l *KubernetesLease) Release(ctx context.Context) error {
 	defer l.unlock()
 	l.mu.Lock()
 	t := l.ten
+	if want != nil && t != want {
+		l.mu.Unlock()
+		return nil
+	}
 	if t == nil || t.released {
 		l.mu.Unlock()
 		l.cleanUnsure(rctx)
@@ -74,14 +87,44 @@ func (l *KubernetesLease) Release(ctx context.Context) error {
 		return nil // the record is someone else's, or gone
 	}
 	l.mu.Lock()
-	obj := t.obj
+	obj, to := t.obj, t.handoff
 	l.mu.Unlock()
+	if to != "" {
+		return l.handedOff(rctx, t, obj, to)
+	}
 	if err := l.deleteOurs(rctx, obj); err != nil {
 		return err
 	}
 	l.log.Info("kubelease: released")
 	l.emit("released")
 	return nil
+}
+
+// handedOff ends tenure t, stepped down for to: it leaves the record
+// without a holder, naming to, and tells the OnLost handlers (LostHandoff),
+// since no one called Release.
+func (l *KubernetesLease) handedOff(ctx context.Context, t *tenure, obj *wire.Lease, to string) error {
+	err := l.vacateOurs(ctx, obj, to)
+	lost := &LostError{Reason: LostHandoff, Holder: to, Token: t.token, Err: err}
+	l.mu.Lock()
+	t.lost = lost
+	for _, h := range l.handlers {
+		go h(lost)
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	l.log.Info("kubelease: handed off", "to", to)
+	l.emit("handed-off")
+	return nil
+}
+
+// isCurrent reports whether t is the current tenure and has not ended.
+func (l *KubernetesLease) isCurrent(t *tenure) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ten == t && !t.ended
 }
 
 // cleanUnsure deletes the record an acquiring write with an unknown outcome

@@ -159,6 +159,10 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 		}
 		body := t.obj.DeepCopy()
 		l.stampRenew(body, st)
+		body.Annotations[TokenAnnotation] = t.token.String()
+		if body.Annotations[PreferredHolderAnnotation] == l.s.Owner {
+			delete(body.Annotations, PreferredHolderAnnotation) // a handoff to us: done
+		}
 		timeout := l.attemptTimeoutAt(l.remaining(t.start))
 		l.mu.Unlock()
 
@@ -180,6 +184,7 @@ func (l *KubernetesLease) renew(ctx context.Context, t *tenure) bool {
 				return false
 			}
 			t.start, t.obj, t.lastErr = st, res.obj, nil
+			l.noteHandoffLocked(t, res.obj)
 			l.s.Observer.Renewed(l.now().mono.Sub(st.mono), l.remaining(st))
 			l.emit("renewed")
 			return true
@@ -250,6 +255,7 @@ func (l *KubernetesLease) reread(ctx context.Context, t *tenure) (rereadOutcome,
 		return rereadEnded, nil
 	}
 	t.obj = cur
+	l.noteHandoffLocked(t, cur)
 	return rereadStillOurs, nil
 }
 

@@ -73,6 +73,18 @@ type Settings struct {
 	// one long-lived watch request per held lease. Off by default.
 	WatchWhileHolding bool
 
+	// DisableHandoff turns planned handoffs off for this instance: as
+	// holder it ignores PreferredHolderAnnotation (and spec.preferredHolder),
+	// and as contender it does not defer to another preferred holder. See
+	// RequestHandoff.
+	DisableHandoff bool
+	// HandoffWait is how long a contender defers to the preferred holder a
+	// takeable Lease names (a planned handoff whose target has not taken it
+	// yet), counted from when it first sees the record so, before it
+	// contends as usual. 0 means TTL; otherwise positive and at most
+	// MaxLeaseDuration.
+	HandoffWait time.Duration
+
 	// Config says where and how to reach the API server. Required: call
 	// DefaultConfig explicitly to use the usual discovery.
 	Config *Config
@@ -138,6 +150,9 @@ func (s Settings) Validate() error {
 	case s.RenewalInterval != 0 && s.RenewalInterval >= ttl:
 		bad("RenewalInterval %v is not below TTL %v", s.RenewalInterval, ttl)
 	}
+	if s.HandoffWait < 0 || s.HandoffWait > MaxLeaseDuration {
+		bad("HandoffWait %v is not from 0 to MaxLeaseDuration %v", s.HandoffWait, MaxLeaseDuration)
+	}
 	if s.AcquireRetries < 0 {
 		bad("AcquireRetries %d is negative", s.AcquireRetries)
 	}
@@ -179,6 +194,9 @@ func (s Settings) withDefaults() resolved {
 	}
 	if s.RenewalInterval == 0 {
 		s.RenewalInterval = s.TTL / 3
+	}
+	if s.HandoffWait == 0 {
+		s.HandoffWait = s.TTL
 	}
 	if s.AcquireRetries == 0 {
 		s.AcquireRetries = DefaultAcquireRetries

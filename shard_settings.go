@@ -174,5 +174,8 @@ func (sl setLeases) lease(name, role string) (*KubernetesLease, error) {
 	ls.Namespace = sl.r.Namespace
 	ls.Labels = map[string]string{sl.key: sl.value, LabelRole: role}
 	ls.SharedWatch = sl.watch
+	// Who holds what is the assignment's to say (and a semaphore's slots
+	// are alike): a planned handoff does not apply.
+	ls.DisableHandoff = true
 	return NewKubernetesLease(ls)
 }

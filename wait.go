@@ -8,7 +8,8 @@ import (
 // Wait returns when an Acquire may succeed: when the Lease is seen deleted
 // or without a holder, when the last record seen would have expired (rules
 // (a) and (b) of the package documentation), or at once when no record has
-// been seen or the lease is ours. It returns ctx's error when ctx ends
+// been seen or the lease is ours; but while a planned handoff to another
+// contender is pending, not before HandoffWait has passed. It returns ctx's error when ctx ends
 // first. RunSingleton uses it, so that contenders wake within a round trip
 // of a Release instead of polling.
 //
@@ -36,7 +37,7 @@ func (l *KubernetesLease) Wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 	l.mu.Unlock()
-	if l.mayTakeOver(obj) {
+	if l.mayAcquire(obj) {
 		return ctx.Err()
 	}
 	l.noteSharedMiss(obj)
@@ -48,10 +49,13 @@ func (l *KubernetesLease) Wait(ctx context.Context) error {
 		l.mu.Lock()
 		changed, obj, refused := l.changedLocked(), l.seenObj, sb.refused
 		l.mu.Unlock()
-		if obj == nil || l.mayTakeOver(obj) {
+		if obj == nil || l.mayAcquire(obj) {
 			return nil
 		}
 		d := l.untilExpiry()
+		if d <= 0 {
+			d = l.deferLeft(obj) // takeable, but a handoff to another is pending
+		}
 		if d <= 0 {
 			return nil
 		}
