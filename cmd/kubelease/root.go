@@ -68,10 +68,14 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Run commands under a Kubernetes Lease and see who holds one",
 		Long: `kubelease holds coordination.k8s.io/v1 Leases from a shell: "kubelease run"
 runs a command only while it holds a Lease, so that at most one process at a
-time (or N with --slots) runs it; "kubelease status" shows who holds one.
+time (or N with --slots) runs it; "kubelease status", "list" and "watch" show
+who holds them; "kubelease handoff" moves one to a named contender without a
+gap; "kubelease release --force" clears one by hand.
 
-It needs, on leases (coordination.k8s.io) in the namespace: get, create,
-update, delete and watch (list too with --slots).`,
+"run" needs, on leases (coordination.k8s.io) in the namespace: get, create,
+update, delete and watch (list too with --slots). "status" needs get, "list"
+list, "watch" get, list and watch, "handoff" get, update and watch,
+"release --force" get and delete.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -79,7 +83,8 @@ update, delete and watch (list too with --slots).`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	kf.register(root)
-	root.AddCommand(newRunCommand(kf), newStatusCommand(kf), newWatchCommand(kf))
+	root.AddCommand(newRunCommand(kf), newStatusCommand(kf), newListCommand(kf), newWatchCommand(kf),
+		newHandoffCommand(kf), newReleaseCommand(kf))
 	return root
 }
 

@@ -74,6 +74,11 @@ forwarded). If the lease is lost while CMD runs, CMD gets
 --signal, then SIGKILL after --kill-after. On Linux CMD is also killed if
 kubelease itself is killed.
 
+"kubelease handoff NAME --to ID" asks this process to step down for the
+contender ID: CMD gets --signal (then SIGKILL after --kill-after), and once
+it has exited the Lease is left to ID, which starts within a round trip.
+Other waiting contenders defer to ID for one --ttl. (Not with --slots.)
+
 Exit status: CMD's; 128+N if CMD was killed by signal N; 127 if CMD was not
 found, 126 if it is not executable; --conflict-exit-code (75) when --no-wait
 finds the lease held or --timeout passes; 1 for other errors.`,
@@ -176,6 +181,9 @@ func (o *runOptions) run(cmd *cobra.Command, kf *kubeFlags, name string, argv []
 func (o *runOptions) newLease(cfg *lease.Config, ns, name string) (runLease, holderView, func(), error) {
 	s := lease.Settings{Name: name, Namespace: ns, Owner: o.id, TTL: o.ttl, Config: cfg}
 	if o.slots == 1 {
+		// The holder watches its Lease: a deletion or takeover stops CMD
+		// at once, and a handoff request is seen within a round trip.
+		s.WatchWhileHolding = true
 		kl, err := lease.NewKubernetesLease(s)
 		if err != nil {
 			return nil, nil, nil, err
@@ -345,6 +353,27 @@ func (o *runOptions) runHeld(cmd *cobra.Command, l runLease, path string, argv [
 		return code
 	}
 
+	// A planned handoff ends the tenure as a Release would: this hook,
+	// called by the library's step-down, stops CMD as on a loss and waits
+	// for it to exit; only then is the Lease left to the new holder.
+	handoff := make(chan string, 1)
+	exited := make(chan struct{})
+	if h, ok := l.(lease.ReleaseHooker); ok {
+		defer h.BeforeRelease(func(ctx context.Context) error {
+			to, ok := lease.HandoffTo(ctx)
+			if !ok {
+				return nil
+			}
+			select {
+			case handoff <- to:
+			default:
+			}
+			<-exited
+			return nil
+		})()
+	}
+	defer close(exited)
+
 	alive := time.NewTicker(aliveCheckPeriod)
 	defer alive.Stop()
 	var kill <-chan time.Time
@@ -359,6 +388,12 @@ func (o *runOptions) runHeld(cmd *cobra.Command, l runLease, path string, argv [
 			return exitStatus(c.ProcessState)
 		case s := <-sigs:
 			_ = c.Process.Signal(s)
+		case to := <-handoff:
+			if kill == nil {
+				fmt.Fprintf(stderr, "kubelease: handing %s off to %s; sending %s to %s\n", what, to, signalName(sig), argv[0])
+				_ = c.Process.Signal(sig)
+				kill = time.After(o.killAfter)
+			}
 		case reason := <-lost:
 			if kill == nil {
 				onLoss(reason)

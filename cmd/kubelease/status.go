@@ -32,7 +32,12 @@ type leaseView struct {
 	ExpiresIn       string     `json:"expiresIn,omitempty"`
 	Transitions     int32      `json:"transitions"`
 	ResourceVersion string     `json:"resourceVersion,omitempty"`
-	ObservedAt      time.Time  `json:"observedAt"`
+	// Token is the fencing token of the holder's tenure, as the holder
+	// published it at its first renewal; "" until then.
+	Token string `json:"token,omitempty"`
+	// PreferredHolder is the target of a pending planned handoff.
+	PreferredHolder string    `json:"preferredHolder,omitempty"`
+	ObservedAt      time.Time `json:"observedAt"`
 }
 
 func newLeaseView(ns, name string, h lease.HolderInfo) leaseView {
@@ -40,6 +45,10 @@ func newLeaseView(ns, name string, h lease.HolderInfo) leaseView {
 		Namespace: ns, Name: name, Exists: h.Exists, Holder: h.Holder,
 		Held:        h.Exists && h.Holder != "" && h.ExpiresIn > 0,
 		Transitions: h.Transitions, ResourceVersion: h.ResourceVersion, ObservedAt: h.ObservedAt.UTC(),
+		PreferredHolder: h.PreferredHolder,
+	}
+	if h.HolderToken != (lease.Token{}) {
+		v.Token = h.HolderToken.String()
 	}
 	if v.ObservedAt.IsZero() {
 		v.ObservedAt = time.Now().UTC()
@@ -100,21 +109,39 @@ func printStatus(w io.Writer, v leaseView, format string, now time.Time) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
+	printHeader(tw, format)
+	printRow(tw, v, format, now)
+	return tw.Flush()
+}
+
+// printHeader writes the column titles of a status or list table.
+func printHeader(w io.Writer, format string) {
+	if format == "wide" {
+		fmt.Fprintln(w, "NAMESPACE\tNAME\tHOLDER\tTOKEN\tEXPIRES IN\tRENEWED\tACQUIRED\tTRANSITIONS\tPREFERRED\tDURATION\tRESOURCEVERSION")
+		return
+	}
+	fmt.Fprintln(w, "NAME\tHOLDER\tTOKEN\tEXPIRES IN\tRENEWED\tACQUIRED\tTRANSITIONS\tPREFERRED")
+}
+
+// printRow writes v as a row of a status or list table.
+func printRow(w io.Writer, v leaseView, format string, now time.Time) {
 	expires := "<none>"
 	if v.Held {
 		expires = v.ExpiresIn
 	} else if v.Exists && v.Holder != "" {
 		expires = "expired"
 	}
-	if format == "wide" {
-		fmt.Fprintln(tw, "NAMESPACE\tNAME\tHOLDER\tEXPIRES IN\tRENEWED\tACQUIRED\tTRANSITIONS\tDURATION\tRESOURCEVERSION")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Namespace, v.Name, orNone(v.Holder), expires,
-			ago(v.RenewTime, now), ago(v.AcquireTime, now), v.Transitions, orNone(v.LeaseDuration), orNone(v.ResourceVersion))
-	} else {
-		fmt.Fprintln(tw, "NAME\tHOLDER\tEXPIRES IN\tRENEWED\tTRANSITIONS")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", v.Name, orNone(v.Holder), expires, ago(v.RenewTime, now), v.Transitions)
+	token := orNone(v.Token)
+	if v.Holder != "" && v.Token == "" {
+		token = "<not yet renewed>"
 	}
-	return tw.Flush()
+	if format == "wide" {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.Namespace, v.Name, orNone(v.Holder), token, expires,
+			ago(v.RenewTime, now), ago(v.AcquireTime, now), v.Transitions, orNone(v.PreferredHolder), orNone(v.LeaseDuration), orNone(v.ResourceVersion))
+		return
+	}
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", v.Name, orNone(v.Holder), token, expires,
+		ago(v.RenewTime, now), ago(v.AcquireTime, now), v.Transitions, orNone(v.PreferredHolder))
 }
 
 // newObserver returns a KubernetesLease that only reads NAME: its Owner is
@@ -138,9 +165,11 @@ this process computes it: the Lease's renewTime + duration + 1s of allowed
 clock skew), when it was last renewed and acquired, and how many times its
 holder changed. It needs "get" on leases.
 
-The fencing token of the holder's tenure (the resourceVersion of the write
-that acquired it) cannot be read back once the holder has renewed: the
-holder's CMD sees it as KUBELEASE_TOKEN.
+TOKEN is the fencing token of the holder's tenure
+("<resourceVersion>/<transitions>"), which the holder publishes in the
+annotation kubelease.io/token at its first renewal ("<not yet renewed>"
+before that; the holder's CMD has it as KUBELEASE_TOKEN from the start).
+PREFERRED is the target of a pending "kubelease handoff".
 
 Exit status: 0 when a live holder holds it, 3 when it is free (absent, no
 holder, or expired), 1 on errors.`,
@@ -152,17 +181,17 @@ holder, or expired), 1 on errors.`,
 				return err
 			}
 			name := args[0]
-			l, ns, err := newObserver(kf, name)
+			cfg, ns, err := kf.config()
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			h, err := l.Holder(ctx)
+			info, err := lease.ReadLease(ctx, cfg, ns, name)
 			if err != nil {
 				return fmt.Errorf("%s", describe(err, ns, name))
 			}
-			v := newLeaseView(ns, name, h)
+			v := newLeaseView(ns, name, info.HolderInfo)
 			if err := printStatus(cmd.OutOrStdout(), v, output, time.Now()); err != nil {
 				return err
 			}
