@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubelease/lease/e2e/cluster"
 )
 
 // The CLI tests run `kubelease run` (cmd/kubelease, built by
@@ -286,4 +288,79 @@ func TestCLISlots(t *testing.T) {
 		}
 		last[e.slot] = e
 	}
+}
+
+// cliHandoffBound is the issue's bound on "kubelease handoff --to": from
+// the request to the new holder's CMD running, on kube-apiserver.
+const cliHandoffBound = time.Second
+
+// TestCLIHandoff: A holds, B and C wait; "kubelease handoff NAME --to b"
+// makes A's CMD get SIGTERM and exit, then B (not C) runs, in under a
+// second from the request. Then "kubelease status" shows B with its token
+// (published at B's first renewal).
+func TestCLIHandoff(t *testing.T) {
+	r := newCLIRig(t)
+	a := r.run("a", `trap 'echo cmd-got-term; `+cliLogEnd+`; echo cmd-end; exit 0' TERM
+`+cliLogStart+`
+echo cmd-start
+while :; do sleep 0.05; done`)
+	mustLine(t, a, 0, "cmd-start", cliHeldWait)
+	waiter := func(id string) *proc {
+		p := r.run(id, `trap '`+cliLogEnd+`; exit 0' TERM
+`+cliLogStart+`
+echo cmd-start
+while :; do sleep 0.05; done`)
+		mustLine(t, p, 0, "is held by a ", cliHeldWait)
+		return p
+	}
+	b, c := waiter("b"), waiter("c")
+
+	sent := time.Now()
+	h := r.start("handoff", "handoff", r.name, "--to", "b", "--kubeconfig", r.kubeconfig, "-n", cluster.Namespace)
+	aEnd := mustLine(t, a, 0, "cmd-end", 10*time.Second)
+	bStart := mustLine(t, b, 0, "cmd-start", 10*time.Second)
+	done := mustLine(t, h, 0, "handed ", 10*time.Second)
+	if code := mustExit(t, h, cliExitWait); code != 0 {
+		t.Errorf("handoff: exit status %d, want 0; output:\n%s", code, h.output())
+	}
+	took := bStart.at.Sub(sent)
+	t.Logf("handoff --to b: A's CMD ended %v after the request, B's CMD started %v after it (%v after A's ended); the command said %q",
+		aEnd.at.Sub(sent).Round(time.Millisecond), took.Round(time.Millisecond), bStart.at.Sub(aEnd.at).Round(100*time.Microsecond), done.text)
+	if took > cliHandoffBound {
+		t.Errorf("B's CMD started %v after the handoff request, want under %v", took, cliHandoffBound)
+	}
+	if code := mustExit(t, a, cliExitWait); code != 0 {
+		t.Errorf("a: exit status %d, want 0 (its CMD's); output:\n%s", code, a.output())
+	}
+
+	// B publishes its token at its first renewal (TTL/3 after acquiring).
+	var out string
+	deadline := time.Now().Add(3 * cliTTL)
+	for {
+		st := r.start("status", "status", r.name, "--kubeconfig", r.kubeconfig, "-n", cluster.Namespace)
+		code := mustExit(t, st, cliExitWait)
+		out = st.output()
+		if code != 0 {
+			t.Fatalf("status: exit %d, want 0 (held); output:\n%s", code, out)
+		}
+		if !strings.Contains(out, "<not yet renewed>") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(cliTTL / 16) // polling the server until B's first renewal, bounded by deadline
+	}
+	t.Logf("kubelease status %s:\n%s", r.name, out)
+	events := r.readCLILog()
+	if !strings.Contains(out, " b ") || len(events) < 3 || events[2].holder != "b" || !events[2].start {
+		t.Errorf("after the handoff: status\n%s\nlog %+v; want b to hold, and to be the first to start after a", out, events)
+	}
+	if tok := events[2].token.String(); !strings.Contains(out, tok) {
+		t.Errorf("status does not show B's token %s:\n%s", tok, out)
+	}
+	most, _, _ := r.cliConcurrency(events, nil)
+	if most != 1 {
+		t.Errorf("CMDs at once: %d, want 1", most)
+	}
+	c.kill(syscall.SIGKILL)
+	b.signal(syscall.SIGTERM)
+	mustExit(t, b, cliExitWait)
 }

@@ -95,7 +95,7 @@ there is no Lease, on errors, or when --timeout passes first. It needs
 				}
 				return fmt.Errorf("asked %s to hand %s/%s to %s, but after %s it is held by %s: is %s contending (kubelease run %s --id %s)? The others defer to it for one lease duration", from, ns, name, to, timeout, cur, to, name, to)
 			}
-			fmt.Fprintf(out, "handed %s/%s from %s to %s in %s\n", ns, name, from, to, roundDur(time.Since(start)))
+			fmt.Fprintf(out, "handed %s/%s from %s to %s in %s\n", ns, name, from, to, time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}

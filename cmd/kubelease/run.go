@@ -106,7 +106,7 @@ finds the lease held or --timeout passes; 1 for other errors.`,
 	f.DurationVar(&o.timeout, "timeout", 0, "give up waiting for the Lease after this long and exit with --conflict-exit-code (0: wait forever)")
 	f.BoolVar(&o.noWait, "no-wait", false, "exit at once with --conflict-exit-code if another process holds the Lease")
 	f.IntVar(&o.conflictExit, "conflict-exit-code", defaultConflictExitCode, "exit status when --no-wait finds the Lease held or --timeout passes")
-	f.StringVar(&o.signal, "signal", "SIGTERM", "signal sent to CMD when the Lease is lost (name or number)")
+	f.StringVar(&o.signal, "signal", "SIGTERM", "signal sent to CMD when the Lease is lost or handed off (name or number)")
 	f.DurationVar(&o.killAfter, "kill-after", defaultKillAfter, "send SIGKILL to CMD this long after --signal if it is still running")
 	f.IntVar(&o.slots, "slots", 1, "let up to N processes hold NAME at once (a semaphore of N Leases NAME-slot-0...; NAME must then be a DNS-1123 label)")
 	return cmd
