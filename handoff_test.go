@@ -38,7 +38,9 @@ func TestHandoffRunSingleton(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 3)
 	run := func(l *lease.KubernetesLease, name string) {
-		go func() { done <- lease.RunSingleton(ctx, l, work(name), lease.SingletonOptions{RetryInterval: time.Hour}) }()
+		go func() {
+			done <- lease.RunSingleton(ctx, l, work(name), lease.SingletonOptions{RetryInterval: time.Hour})
+		}()
 	}
 	run(a, "a")
 	assert.Equal(t, event{who: "a", what: "start"}, recv(t, events, "a starts"))
