@@ -272,3 +272,43 @@ func TestHandoffWorkDidNotStop(t *testing.T) {
 	assert.Empty(t, rec.Spec.Holder())
 	assert.Equal(t, "pod-b", rec.Annotations[lease.PreferredHolderAnnotation])
 }
+
+// TestHandoffAfterDeadlineLossReportsOnce: a deadline passes while the
+// step-down waits for a BeforeRelease hook: OnLost hears LostDeadline once,
+// not a LostHandoff as well, and the record, still ours, is vacated for the
+// target. (It heard both before handedOff checked for an earlier loss.)
+func TestHandoffAfterDeadlineLossReportsOnce(t *testing.T) {
+	e := newEnv(t)
+	a := e.newLease("pod-a")
+	inHook, leave := make(chan string, 1), make(chan struct{})
+	defer a.BeforeRelease(func(ctx context.Context) error {
+		if to, ok := lease.HandoffTo(ctx); ok {
+			inHook <- to
+			<-leave
+		}
+		return nil
+	})()
+	a.acquire(t)
+	require.NoError(t, lease.RequestHandoff(e.ctx(), e.srv.Config(), "", "job", "pod-b"))
+	a.clk.Step(a.events.waitArmed(t))
+	assert.Equal(t, "pod-b", recv(t, inHook, "the step-down runs the hook"))
+
+	e.srv.InjectFault(leasetest.Fault{Verb: "update", Status: http.StatusInternalServerError, Times: -1})
+	a.lost.init()
+	le := stepUntil(t, a.clk, time.Second, (<-chan error)(a.lost.ch))
+	var lost *lease.LostError
+	require.ErrorAs(t, le, &lost)
+	assert.Equal(t, lease.LostDeadline, lost.Reason)
+	e.srv.ClearFaults()
+	close(leave)
+	a.events.wait(t, "handed-off")
+	select { // handlers run on goroutines of their own: give a second call time to show
+	case err := <-a.lost.ch:
+		t.Errorf("OnLost called again: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	assert.Equal(t, 1, a.lost.count(), "OnLost once")
+	rec := e.record()
+	assert.Empty(t, rec.Spec.Holder())
+	assert.Equal(t, "pod-b", rec.Annotations[lease.PreferredHolderAnnotation])
+}

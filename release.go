@@ -102,14 +102,18 @@ func (l *KubernetesLease) release(ctx context.Context, want *tenure) error {
 
 // handedOff ends tenure t, stepped down for to: it leaves the record
 // without a holder, naming to, and tells the OnLost handlers (LostHandoff),
-// since no one called Release.
+// since no one called Release — unless they were told of a loss already
+// (a deadline passed while the work was stopping: the record, still ours,
+// is vacated all the same).
 func (l *KubernetesLease) handedOff(ctx context.Context, t *tenure, obj *wire.Lease, to string) error {
 	err := l.vacateOurs(ctx, obj, to)
-	lost := &LostError{Reason: LostHandoff, Holder: to, Token: t.token, Err: err}
 	l.mu.Lock()
-	t.lost = lost
-	for _, h := range l.handlers {
-		go h(lost)
+	if t.lost == nil {
+		lost := &LostError{Reason: LostHandoff, Holder: to, Token: t.token, Err: err}
+		t.lost = lost
+		for _, h := range l.handlers {
+			go h(lost)
+		}
 	}
 	l.mu.Unlock()
 	if err != nil {
