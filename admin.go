@@ -59,7 +59,8 @@ func ReadLease(ctx context.Context, cfg *Config, namespace, name string) (LeaseI
 func ListLeases(ctx context.Context, cfg *Config, namespace, labelSelector string) ([]LeaseInfo, error) {
 	w, err := NewNamespaceWatch(cfg, namespace, labelSelector, NamespaceWatchOptions{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: ListLeases: %s", ErrInvalidSettings,
+			strings.TrimPrefix(err.Error(), ErrInvalidSettings.Error()+": namespace watch: "))
 	}
 	items, _, err := w.fetch(ctx)
 	if err != nil {

@@ -171,9 +171,16 @@
 // WatchWhileHolding, else at its next renewal. Other contenders defer to
 // to for Settings.HandoffWait (default TTL, from when each first sees the
 // record free and naming to, on its own monotonic clock), then contend as
-// usual; the acquiring write removes the annotation. With no
-// BeforeRelease hook (Acquire used directly) the tenure ends as on a loss:
-// watch OnLost. Settings.DisableHandoff turns it off for an instance;
+// usual; the acquiring write removes the annotation. The hooks get a
+// context that ends after DefaultGracePeriod (or the TTL, if longer); if a
+// hook refuses (returns an error), the lease stays held and the next
+// Release hands it off. With no BeforeRelease hook (Acquire used directly)
+// nothing stops work before the Lease is left to the target: CheckAlive
+// turns false first and OnLost is told after the write, so register a
+// BeforeRelease hook, fence with the token, or set DisableHandoff. A
+// Release called while a step-down waits (RunSingleton's, a shutdown
+// hook's) hands the Lease off too, as a Release: without OnLost.
+// Settings.DisableHandoff turns it off for an instance;
 // a ShardSet's and a Semaphore's Leases ignore it (their holders follow
 // the assignment and the slots).
 //

@@ -68,7 +68,10 @@ type LostError struct {
 // Error implements error.
 func (e *LostError) Error() string {
 	msg := fmt.Sprintf("lease: lost tenure %s: %s", e.Token, e.Reason)
-	if e.Holder != "" {
+	switch {
+	case e.Reason == LostHandoff:
+		msg += fmt.Sprintf(" (to %q)", e.Holder)
+	case e.Holder != "":
 		msg += fmt.Sprintf(" (holder now %q)", e.Holder)
 	}
 	if e.Err != nil {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/kubelease/lease/internal/wire"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -112,49 +114,67 @@ func (l *KubernetesLease) stepDown(t *tenure, to string) {
 	l.log.Info("kubelease: stepping down for a planned handoff", "to", to)
 	l.emit("handoff " + to)
 	cause := &LostError{Reason: LostHandoff, Holder: to, Token: t.token}
-	ctx := context.WithValue(context.Background(), handoffKey{}, cause)
+	// The hooks get a context that ends: a hook that drains "until ctx
+	// ends" (an http.Server's Shutdown, say) must not hold the lease for
+	// good. RunSingleton's own hook waits GracePeriod whatever ctx says.
+	ctx, cancel := withTimeout(context.WithValue(context.Background(), handoffKey{}, cause), l.clock, stepDownTimeout(l.s.TTL))
+	defer cancel()
 	if err := l.release(ctx, t); err != nil {
-		l.log.Warn("kubelease: stepping down for a planned handoff", "to", to, "err", err)
+		l.log.Warn("kubelease: stepping down for a planned handoff; the lease stays held until it is released", "to", to, "err", err)
 	}
 }
 
-// vacate is the write that ends a tenure handed off to to: the record
-// without a holder (so that to may take it at once), without our nonce and
-// token, and naming to in PreferredHolderAnnotation, so that others defer
-// to it (also when the request came as spec.preferredHolder).
-func vacate(obj *wire.Lease, to string) *wire.Lease {
+// stepDownTimeout bounds the context a step-down gives the BeforeRelease
+// hooks: DefaultGracePeriod, or the TTL when longer.
+func stepDownTimeout(ttl time.Duration) time.Duration {
+	return max(ttl, DefaultGracePeriod)
+}
+
+// vacate is the write that ends a tenure handed off: the record without a
+// holder (so that its target may take it at once), without our nonce and
+// token, and naming the target in PreferredHolderAnnotation, so that others
+// defer to it. The target is the one obj names now — a request made, or
+// changed, after the step-down began wins — else fallback (a request made
+// by spec.preferredHolder alone). It returns the body and its target.
+func vacate(obj *wire.Lease, fallback string) (*wire.Lease, string) {
 	body := obj.DeepCopy()
 	body.Spec.HolderIdentity = nil
 	delete(body.Annotations, NonceAnnotation)
 	delete(body.Annotations, TokenAnnotation)
+	to := body.Annotations[PreferredHolderAnnotation]
+	if to == "" {
+		to = fallback
+	}
 	body.Annotations[PreferredHolderAnnotation] = to
-	return body
+	return body, to
 }
 
-// vacateOurs writes vacate(obj, to) if the record is still the one we wrote, or
-// if a fresh read shows it still names us.
-func (l *KubernetesLease) vacateOurs(ctx context.Context, obj *wire.Lease, to string) error {
+// vacateOurs writes vacate(obj, fallback) if the record is still the one we
+// wrote, or if a fresh read shows it still names us, and returns the
+// target it named.
+func (l *KubernetesLease) vacateOurs(ctx context.Context, obj *wire.Lease, fallback string) (string, error) {
 	var err error
 	for range 3 {
-		_, err = l.rest.do(ctx, http.MethodPut, l.path, vacate(obj, to))
+		body, to := vacate(obj, fallback)
+		_, err = l.rest.do(ctx, http.MethodPut, l.path, body)
 		if err == nil || isLeaseNotFound(err) {
-			return nil
+			return to, nil
 		}
 		if !apierrors.IsConflict(err) {
-			return err
+			return fallback, err
 		}
 		cur, gerr := l.read(ctx, 0)
 		switch {
 		case gerr != nil:
-			return gerr
+			return fallback, gerr
 		case cur == nil:
-			return nil // gone
+			return fallback, nil // gone
 		case cur.UID != obj.UID || !l.isOurs(cur):
-			return nil // someone else's now: leave it alone
+			return fallback, nil // someone else's now: leave it alone
 		}
 		obj = cur
 	}
-	return fmt.Errorf("lease: handing off %s: the record kept changing while still ours: %w", l.path, err)
+	return fallback, fmt.Errorf("lease: handing off %s: the record kept changing while still ours: %w", l.path, err)
 }
 
 // deferral is when this instance first saw a record it may take over but
@@ -225,6 +245,8 @@ func RequestHandoff(ctx context.Context, cfg *Config, namespace, name, to string
 	switch {
 	case to == "":
 		return fmt.Errorf("%w: handoff target is empty: name the Owner of the contender that should take the lease", ErrInvalidSettings)
+	case strings.TrimSpace(to) != to || strings.ContainsFunc(to, unicode.IsControl):
+		return fmt.Errorf("%w: handoff target %q has surrounding spaces or control characters: name the Owner exactly", ErrInvalidSettings, to)
 	case len(to) > maxHolderLength:
 		return fmt.Errorf("%w: handoff target is %d bytes long, above %d", ErrInvalidSettings, len(to), maxHolderLength)
 	}

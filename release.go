@@ -90,7 +90,7 @@ func (l *KubernetesLease) release(ctx context.Context, want *tenure) error {
 	obj, to := t.obj, t.handoff
 	l.mu.Unlock()
 	if to != "" {
-		return l.handedOff(rctx, t, obj, to)
+		return l.handedOff(rctx, t, obj, to, want != nil)
 	}
 	if err := l.deleteOurs(rctx, obj); err != nil {
 		return err
@@ -100,15 +100,19 @@ func (l *KubernetesLease) release(ctx context.Context, want *tenure) error {
 	return nil
 }
 
-// handedOff ends tenure t, stepped down for to: it leaves the record
-// without a holder, naming to, and tells the OnLost handlers (LostHandoff),
-// since no one called Release — unless they were told of a loss already
-// (a deadline passed while the work was stopping: the record, still ours,
-// is vacated all the same).
-func (l *KubernetesLease) handedOff(ctx context.Context, t *tenure, obj *wire.Lease, to string) error {
-	err := l.vacateOurs(ctx, obj, to)
+// handedOff ends tenure t, stepped down for a handoff: it leaves the
+// record without a holder, naming the target (see vacate). When the
+// step-down itself ends the tenure (stepDown), it tells the OnLost handlers
+// (LostHandoff), since no one called Release — unless they were told of a
+// loss already (a deadline passed while the work was stopping; the record,
+// still ours, is vacated all the same). A Release called meanwhile
+// (RunSingleton's once work returned, or a shutdown hook's) that gets there
+// first ends the tenure the same way, but as a Release: OnLost is not
+// called.
+func (l *KubernetesLease) handedOff(ctx context.Context, t *tenure, obj *wire.Lease, fallback string, stepDown bool) error {
+	to, err := l.vacateOurs(ctx, obj, fallback)
 	l.mu.Lock()
-	if t.lost == nil {
+	if stepDown && t.lost == nil {
 		lost := &LostError{Reason: LostHandoff, Holder: to, Token: t.token, Err: err}
 		t.lost = lost
 		for _, h := range l.handlers {
