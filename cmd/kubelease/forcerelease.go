@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -40,15 +39,13 @@ It needs "get" and "delete" on the Lease.`,
 			if !force {
 				return fmt.Errorf("release %s deletes a Lease that another process may hold: pass --force to do it (and --yes to skip the question)", name)
 			}
-			cfg, ns, err := kf.config()
+			info, err := readLease(cmd.Context(), kf, name)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			info, err := lease.ReadLease(ctx, cfg, ns, name)
+			cfg, ns, err := kf.config()
 			if err != nil {
-				return fmt.Errorf("%s", describe(err, ns, name))
+				return err
 			}
 			out := cmd.OutOrStdout()
 			if !info.Exists {
@@ -72,6 +69,8 @@ It needs "get" and "delete" on the Lease.`,
 					return &exitCodeError{code: 1, msg: "not released: not confirmed (answer y, or pass --yes)"}
 				}
 			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), readTimeout)
+			defer cancel()
 			err = lease.ForceRelease(ctx, cfg, info)
 			if e, ok := errors.AsType[*lease.APIError](err); ok && e.StatusCode == http.StatusConflict {
 				return fmt.Errorf("not released: Lease %s/%s changed since it was read (renewed or taken over): run again to see it and decide again", ns, name)

@@ -109,21 +109,9 @@ there is no Lease, on errors, or when --timeout passes first. It needs
 // awaitHolder waits until l sees to as holder, keeping l's watch open with
 // Wait meanwhile.
 func awaitHolder(ctx context.Context, l *lease.KubernetesLease, changes <-chan string, to string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	waiting := make(chan struct{})
-	defer func() { cancel(); <-waiting }()
-	go func() {
-		defer close(waiting)
-		// Wait returns when the Lease may be free (vacated for to): it is
-		// what keeps the watch open; the holder changes come as events.
-		for l.Wait(ctx) == nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(watchRecheck):
-			}
-		}
-	}()
+	// The watch wakes Wait when the Lease is left to to; the holder
+	// changes come as events.
+	defer keepWatching(ctx, l)()
 	for {
 		if h, err := l.Holder(ctx); err == nil && h.Holder == to {
 			return nil

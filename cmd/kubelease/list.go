@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kubelease/lease"
 )
@@ -37,7 +35,7 @@ needs "list" on leases.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(cmd.Context(), readTimeout)
 			defer cancel()
 			infos, err := lease.ListLeases(ctx, cfg, ns, selector)
 			if err != nil {
@@ -58,20 +56,7 @@ needs "list" on leases.`,
 // printList writes views in format to w; "no Leases" goes to stderr, as
 // kubectl says "No resources found".
 func printList(w, stderr io.Writer, views []leaseView, format, ns string, now time.Time) error {
-	switch format {
-	case "json":
-		b, err := json.MarshalIndent(views, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
-	case "yaml":
-		b, err := yaml.Marshal(views)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
+	if done, err := printData(w, views, format); done {
 		return err
 	}
 	if len(views) == 0 {

@@ -90,22 +90,29 @@ func orNone(s string) string {
 	return s
 }
 
-// printStatus writes v in format to w.
-func printStatus(w io.Writer, v leaseView, format string, now time.Time) error {
+// printData writes v as indented JSON or as YAML, as format says; it
+// reports false, writing nothing, for the table formats.
+func printData(w io.Writer, v any, format string) (bool, error) {
+	var b []byte
+	var err error
 	switch format {
 	case "json":
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
+		b, err = json.MarshalIndent(v, "", "  ")
+		b = append(b, '\n')
 	case "yaml":
-		b, err := yaml.Marshal(v)
-		if err != nil {
-			return err
-		}
+		b, err = yaml.Marshal(v)
+	default:
+		return false, nil
+	}
+	if err == nil {
 		_, err = w.Write(b)
+	}
+	return true, err
+}
+
+// printStatus writes v in format to w.
+func printStatus(w io.Writer, v leaseView, format string, now time.Time) error {
+	if done, err := printData(w, v, format); done {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
@@ -181,17 +188,11 @@ holder, or expired), 1 on errors.`,
 				return err
 			}
 			name := args[0]
-			cfg, ns, err := kf.config()
+			info, err := readLease(cmd.Context(), kf, name)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			info, err := lease.ReadLease(ctx, cfg, ns, name)
-			if err != nil {
-				return fmt.Errorf("%s", describe(err, ns, name))
-			}
-			v := newLeaseView(ns, name, info.HolderInfo)
+			v := newLeaseView(info.Namespace, name, info.HolderInfo)
 			if err := printStatus(cmd.OutOrStdout(), v, output, time.Now()); err != nil {
 				return err
 			}
@@ -203,4 +204,22 @@ holder, or expired), 1 on errors.`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json, yaml or wide")
 	return cmd
+}
+
+// readTimeout bounds the one read of status, list and release.
+const readTimeout = 30 * time.Second
+
+// readLease reads the Lease name in the namespace the flags say, once.
+func readLease(ctx context.Context, kf *kubeFlags, name string) (lease.LeaseInfo, error) {
+	cfg, ns, err := kf.config()
+	if err != nil {
+		return lease.LeaseInfo{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	info, err := lease.ReadLease(ctx, cfg, ns, name)
+	if err != nil {
+		return lease.LeaseInfo{}, fmt.Errorf("%s", describe(err, ns, name))
+	}
+	return info, nil
 }

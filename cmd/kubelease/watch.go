@@ -104,21 +104,7 @@ func watchHolders(ctx context.Context, l *lease.KubernetesLease, ns, name, outpu
 		return err
 	}
 
-	// Waiting keeps the lease's watch open; Wait returns at once while the
-	// Lease is free or expired, hence the pause.
-	ctx, cancel := context.WithCancel(ctx)
-	waiting := make(chan struct{})
-	defer func() { cancel(); <-waiting }()
-	go func() {
-		defer close(waiting)
-		for l.Wait(ctx) == nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(watchRecheck):
-			}
-		}
-	}()
+	defer keepWatching(ctx, l)()
 
 	recheck := time.NewTicker(watchRecheck)
 	defer recheck.Stop()
@@ -170,4 +156,23 @@ func printChange(w io.Writer, v leaseView, output string) error {
 	}
 	_, err := fmt.Fprintln(w, line)
 	return err
+}
+
+// keepWatching keeps l's watch open (l.Wait, again and again) until ctx
+// ends or the returned stop is called; stop waits for it. Wait returns at
+// once while the Lease is free or expired, hence the pause between Waits.
+func keepWatching(ctx context.Context, l *lease.KubernetesLease) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	waiting := make(chan struct{})
+	go func() {
+		defer close(waiting)
+		for l.Wait(ctx) == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(watchRecheck):
+			}
+		}
+	}()
+	return func() { cancel(); <-waiting }
 }
