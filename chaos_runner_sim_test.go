@@ -35,6 +35,9 @@ type rsim struct {
 	nextID       int
 	finishing    bool
 	overlapsSeen map[[2]lease.Token]bool
+	op           *lease.Config // the operator's, for RequestHandoff
+	quiet        bool          // quiet handoff windows: works are prompt or slow
+	h2           *h2Window     // the quiet handoff H2 watches, if any
 }
 
 func newRSim(t testing.TB, rc runConfig) *rsim {
@@ -68,6 +71,7 @@ func (s *rsim) run() runnerResult {
 		s.step(true)
 	}
 	s.recover()
+	s.quietHandoffs()
 	s.finish()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -145,6 +149,9 @@ func (s *rsim) scheduleLocked(faults bool) {
 		if s.roll(o.release) && !p.releasing {
 			s.startReleaseLocked(p)
 		}
+	}
+	if faults && s.roll(o.handoff) {
+		s.handoffEventLocked()
 	}
 }
 

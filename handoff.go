@@ -113,6 +113,14 @@ func (l *KubernetesLease) stepDown(t *tenure, to string) {
 	l.emit("handoff " + to)
 	cause := &LostError{Reason: LostHandoff, Holder: to, Token: t.token}
 	ctx := context.WithValue(context.Background(), handoffKey{}, cause)
+	if l.vacatesBeforeHooks() { // a planted bug (testhooks.go), never in production
+		l.mu.Lock()
+		obj := t.obj
+		l.mu.Unlock()
+		vctx, cancel := withTimeout(ctx, l.clock, min(l.s.TTL, MaxRenewAttemptTimeout))
+		_ = l.vacateOurs(vctx, obj, to)
+		cancel()
+	}
 	if err := l.release(ctx, t); err != nil {
 		l.log.Warn("kubelease: stepping down for a planned handoff", "to", to, "err", err)
 	}
