@@ -62,8 +62,10 @@ import (
 //	    write, suspend, external Release or third-party edit is pending,
 //	    the DisableHandoff processes have stopped contending, and exactly
 //	    one work runs, prompt or slow, under its process's live tenure that
-//	    the server's record names, a handoff is requested to another
-//	    contending process; that process runs work under a live tenure
+//	    the server's record names and that was acquired or renewed since
+//	    (a tenure from the fault phase may be about to expire on the
+//	    server), a handoff is requested to another contending process;
+//	    that process runs work under a live tenure
 //	    within h2Bound (its comment gives the terms), and no other process
 //	    acquires before HandoffWait has passed since the vacating write.
 //	    Under faults H2 is not checked: a partition, a lost write or a

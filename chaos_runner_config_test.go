@@ -56,7 +56,7 @@ func runnerConfig(seed uint64) runConfig {
 	sc.contenders = 4
 	rc := runConfig{simConfig: sc, odds: oddsAll, grace: 2 * time.Second, retry: time.Second, maxBackoff: 4 * time.Second}
 	if seed%4 < 2 {
-		rc.odds.handoff, rc.odds.noHandoff, rc.quietHandoffs = 40, 4, 2
+		rc.odds.handoff, rc.odds.noHandoff, rc.quietHandoffs = 40, 5, 2
 	}
 	return rc
 }

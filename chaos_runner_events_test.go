@@ -26,6 +26,7 @@ const (
 	evHandoffReturn // an operator's RequestHandoff returned
 	evVacate        // a process sends a vacating write (a step-down)
 	evWorkCancel    // a work's context ended
+	evRenewed       // a process renewed its tenure
 )
 
 // event is one step of a RunSingleton, a work, a tenure or an external
@@ -106,6 +107,8 @@ func (s *rsim) applyLocked(e event) {
 			s.rres.handoffs.stepDowns++
 			s.tracef("c%d work %d: cancelled for a handoff to %s", p.id, e.w.id, e.to)
 		}
+	case evRenewed:
+		p.renewedAt = s.now
 	case evReleaseStart:
 		s.tracef("c%d external Release", p.id)
 	case evReleaseReturn:

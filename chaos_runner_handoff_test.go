@@ -224,7 +224,7 @@ func (s *rsim) quietHandoffs() {
 		return
 	}
 	s.mu.Lock()
-	s.quiet, s.lateNow = true, true
+	s.quiet, s.lateNow, s.quietFrom = true, true, s.now
 	for _, p := range s.ps {
 		if p.noHandoff {
 			p.retired = true
@@ -301,11 +301,14 @@ func (s *rsim) quietHandoff() {
 // quietWindowLocked returns a holder and a target for a quiet handoff, or
 // nils: no late write pending, no process suspended or releasing, one
 // work running, under its process's live tenure, prompt or slow, on a
-// process with handoffs enabled; the target another process whose
-// RunSingleton contends.
+// process with handoffs enabled, whose tenure the server's record names
+// and which it acquired or renewed since the quiet handoffs began; the
+// target another process whose RunSingleton contends.
 //
-// A work left from before (stuck, or one that returns by itself) has its
-// RunSingleton cancelled, so that a window comes.
+// A work left from before (stuck, or one that returns by itself), or
+// running under a tenure the record does not name or that started as a
+// third party edited the record, has its RunSingleton cancelled, so that a
+// window comes.
 func (s *rsim) quietWindowLocked() (holder, target *proc, why string) {
 	if len(s.late) > 0 {
 		return nil, nil, "a late write is pending"
@@ -335,7 +338,15 @@ func (s *rsim) quietWindowLocked() (holder, target *proc, why string) {
 	case w.abandoned || w.ctx.Err() != nil || !(h.alive && h.aliveTok == w.tok) || w.mode == workStuck || w.mode == workFinish:
 		return nil, nil, fmt.Sprintf("work %d of c%d is ending", w.id, h.id)
 	case rec == nil || s.excusedLocked(rec) || !ok || cur.Spec.Holder() != h.owner:
+		// Started as a third party edited the record, or otherwise not
+		// the record's: let another tenure come.
+		s.cancelRunLocked(w.r, "quiet-cancel")
 		return nil, nil, fmt.Sprintf("c%d's tenure is not the record's", h.id)
+	case max(rec.start, h.renewedAt) < s.quietFrom:
+		// A tenure from the fault phase may be about to expire on the
+		// server (its holder was suspended or cut off): wait until it
+		// renews.
+		return nil, nil, fmt.Sprintf("c%d has not renewed since the faults stopped", h.id)
 	}
 	var ts []*proc
 	for _, p := range s.ps {

@@ -29,6 +29,7 @@ type proc struct {
 	releasing bool          // an external Release is in flight
 	noHandoff bool          // Settings.DisableHandoff
 	retired   bool          // no more RunSingleton calls (quiet handoffs)
+	renewedAt time.Duration // true time of its last renewal, as the checker saw it
 
 	// checker state, kept in event order
 	active   []*run      // RunSingleton calls started and not returned
@@ -82,8 +83,10 @@ type procObserver struct{ p *proc }
 func (o procObserver) Acquired(tok lease.Token) {
 	o.p.s.log.add(event{kind: evAcquired, p: o.p, tok: tok})
 }
-func (o procObserver) Renewed(time.Duration, time.Duration) {}
-func (o procObserver) RenewFailed(error)                    {}
+func (o procObserver) Renewed(time.Duration, time.Duration) {
+	o.p.s.log.add(event{kind: evRenewed, p: o.p})
+}
+func (o procObserver) RenewFailed(error) {}
 func (o procObserver) Lost(reason lease.LostReason) {
 	o.p.s.log.add(event{kind: evLost, p: o.p, reason: reason})
 }

@@ -37,6 +37,7 @@ type rsim struct {
 	overlapsSeen map[[2]lease.Token]bool
 	op           *lease.Config // the operator's, for RequestHandoff
 	quiet        bool          // quiet handoff windows: works are prompt or slow
+	quietFrom    time.Duration // true time the quiet handoffs began
 	h2           *h2Window     // the quiet handoff H2 watches, if any
 }
 
