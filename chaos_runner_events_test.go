@@ -92,6 +92,9 @@ func (s *rsim) applyLocked(e event) {
 	case evHandoffReturn:
 		if e.err != nil {
 			s.rres.handoffs.failed++
+			if errors.Is(e.err, lease.ErrNotHeld) {
+				s.rres.handoffs.noLease++
+			}
 			if h := s.h2; h != nil && !h.done && e.to == h.target.owner {
 				s.tracef("H2 window excused: the request failed")
 				s.rres.handoffs.h2Excused++

@@ -28,6 +28,7 @@ const goneOwner = "gone"
 type handoffCounts struct {
 	requested int // RequestHandoff calls
 	failed    int // of which returned an error (no Lease, a server fault)
+	noLease   int // of which found no Lease (ErrNotHeld)
 	stepDowns int // works stopped with a LostHandoff cause
 	vacates   int // vacating writes sent
 	h2Checked int // quiet windows whose target ran work within the bound
@@ -39,6 +40,7 @@ type handoffCounts struct {
 func (c *handoffCounts) add(o handoffCounts) {
 	c.requested += o.requested
 	c.failed += o.failed
+	c.noLease += o.noLease
 	c.stepDowns += o.stepDowns
 	c.vacates += o.vacates
 	c.h2Checked += o.h2Checked

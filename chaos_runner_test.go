@@ -114,8 +114,8 @@ func TestChaosRunner(t *testing.T) {
 	t.Logf("chaos: runner campaign: %d schedules, %d RunSingleton calls, %d works started, %d external releases, %d cancellations, %d ErrBusy, %d ErrWorkDidNotStop, %d failing, %v",
 		len(seeds), tot.runs, tot.works, tot.releases, tot.cancels, tot.busy, tot.didNotStop, len(tot.failed), time.Since(start).Round(time.Millisecond))
 	h := tot.handoffs
-	t.Logf("chaos: runner handoffs: %d schedules with handoffs, %d requested (%d failed), %d works stopped for a handoff, %d vacating writes; H2 quiet windows: %d checked (slowest %v), %d excused, %d not found",
-		tot.handoffSeeds, h.requested, h.failed, h.stepDowns, h.vacates, h.h2Checked, h.h2Max, h.h2Excused, h.h2Skipped)
+	t.Logf("chaos: runner handoffs: %d schedules with handoffs, %d requested (%d failed, %d of them finding no Lease), %d works stopped for a handoff, %d vacating writes; H2 quiet windows: %d checked (slowest %v), %d excused, %d not found",
+		tot.handoffSeeds, h.requested, h.failed, h.noLease, h.stepDowns, h.vacates, h.h2Checked, h.h2Max, h.h2Excused, h.h2Skipped)
 	t.Logf("chaos: runner violations by invariant: %s", formatCounts(tot.byInvariant))
 	t.Logf("chaos: runner faults and events by kind: %s", formatCounts(tot.faults))
 	for _, seed := range tot.leaseOverlaps {
