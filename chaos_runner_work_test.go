@@ -70,11 +70,11 @@ func (s *rsim) startWork(r *run, ctx context.Context) *work {
 	w := &work{id: s.nextID, p: r.p, r: r, tok: tok, ctx: ctx, unstick: make(chan struct{}), overlaps: map[*work]bool{}}
 	for _, q := range s.ps {
 		w.clkAt = append(w.clkAt, q.clk.Now())
-		tok, alive := lease.WouldCheckAlive(q.l)
+		qt, alive := lease.WouldCheckAlive(q.l)
 		if !alive {
-			tok = lease.Token{}
+			qt = lease.Token{}
 		}
-		w.othersAlive = append(w.othersAlive, tok)
+		w.othersAlive = append(w.othersAlive, qt)
 	}
 	context.AfterFunc(ctx, func() {
 		to, _ := handoffCause(ctx)
