@@ -38,7 +38,38 @@ import (
 //	    external Release gave up on (ErrWorkDidNotStop) is excused.
 //	W5  Once the faults stop, some process runs work under a live tenure
 //	    within livenessBound; and every goroutine ends (synctest.Test fails
-//	    otherwise; goleak checks the rest).
+//	    otherwise; goleak checks the rest). With planned handoffs in the
+//	    schedule, the bound grows by HandoffWait (TTL): a pending handoff to
+//	    an Owner that does not contend makes the others defer that long.
+//
+// Planned handoffs (chaos_runner_handoff_test.go: RequestHandoff at random
+// times of the fault phase, in half the schedules, to a contender, the
+// holder or an unknown Owner; a quarter of their processes with
+// DisableHandoff; then quiet windows) add, on top of W1–W5, which must
+// hold under handoffs too:
+//
+//	H1  A holder steps down for a handoff only once its work has returned:
+//	    when a process sends the vacating write (a PUT of the Lease with no
+//	    holder, naming the target), none of its works still runs, abandoned
+//	    ones included; and no work starts on another process while a work
+//	    whose context ended for a handoff (cause: LostHandoff) still runs
+//	    under a tenure that would pass CheckAlive (the step-down has not
+//	    ended it), unless that tenure started before a third-party delete or
+//	    spec edit. No overlap at all, not even within aliveCheckBound: the
+//	    step-down waits for the work.
+//	H2  In a quiet window, a handoff reaches its target: after W5, in the
+//	    schedules with handoffs, rc.quietHandoffs times, once no fault, late
+//	    write, suspend, external Release or third-party edit is pending,
+//	    the DisableHandoff processes have stopped contending, and exactly
+//	    one work runs, prompt or slow, under its process's live tenure that
+//	    the server's record names and that was acquired or renewed since
+//	    (a tenure from the fault phase may be about to expire on the
+//	    server), a handoff is requested to another contending process;
+//	    that process runs work under a live tenure
+//	    within h2Bound (its comment gives the terms), and no other process
+//	    acquires before HandoffWait has passed since the vacating write.
+//	    Under faults H2 is not checked: a partition, a lost write or a
+//	    suspend legitimately delays or defeats a handoff.
 //
 // Two works live at once while both their tenures would be alive are the
 // lease's doing, not the runner's (docs/design.md §6): they are recorded apart as

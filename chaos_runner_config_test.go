@@ -12,6 +12,16 @@ type runConfig struct {
 	grace      time.Duration
 	retry      time.Duration
 	maxBackoff time.Duration
+	// quietHandoffs is how many planned handoffs are requested in quiet
+	// windows after W5, for H2 (chaos_runner_handoff_test.go).
+	quietHandoffs int
+	// vacateFirst plants a bug in the lease: a step-down for a handoff
+	// vacates the record before stopping work (lease.VacateBeforeHooks).
+	vacateFirst bool
+	// deafHolders plants a bug from outside: every process ignores
+	// handoffs (Settings.DisableHandoff) while the checker believes they
+	// honour them.
+	deafHolders bool
 }
 
 // runOdds are the odds of the runner events, 1 in n (0: never): per
@@ -28,6 +38,10 @@ type runOdds struct {
 	stuck   int // work ignores its ctx for longer than the grace period
 	slow    int // work returns a while (less than the grace period) after its ctx ends
 	finish  int // work returns by itself
+	handoff int // per step: a planned handoff requested (RequestHandoff)
+	// noHandoff: per process, at its creation, Settings.DisableHandoff,
+	// in schedules with handoffs.
+	noHandoff int
 }
 
 // oddsAll mixes every runner event: the odds of TestChaosRunner.
@@ -35,10 +49,16 @@ var oddsAll = runOdds{cancel: 120, sigterm: 150, release: 150, second: 250, retr
 
 // runnerConfig derives a runner schedule's setup from its seed, as
 // scheduleConfig does for the lease campaign.
+// Half the schedules (seed%4 < 2, so with and without the wall-clock fast
+// path and the holder watch) request planned handoffs.
 func runnerConfig(seed uint64) runConfig {
 	sc := scheduleConfig(seed)
 	sc.contenders = 4
-	return runConfig{simConfig: sc, odds: oddsAll, grace: 2 * time.Second, retry: time.Second, maxBackoff: 4 * time.Second}
+	rc := runConfig{simConfig: sc, odds: oddsAll, grace: 2 * time.Second, retry: time.Second, maxBackoff: 4 * time.Second}
+	if seed%4 < 2 {
+		rc.odds.handoff, rc.odds.noHandoff, rc.quietHandoffs = 40, 5, 2
+	}
+	return rc
 }
 
 // runnerResult is what one runner schedule found.
@@ -54,6 +74,7 @@ type runnerResult struct {
 	cancels       int
 	busy          int
 	didNotStop    int
+	handoffs      handoffCounts
 }
 
 // Odds that make each known bug of issue 10 likely in a schedule.
@@ -63,4 +84,6 @@ var (
 	oddsItem2b = runOdds{cancel: 100, second: 40, slow: 3, finish: 6}
 	oddsItem2c = runOdds{cancel: 30, stuck: 1, retry: 1}
 	oddsItem3  = runOdds{suspend: 12, fwdStep: 12, slow: 3, finish: 8}
+	// oddsHandoff: frequent handoffs, slow works, few other events.
+	oddsHandoff = runOdds{handoff: 8, noHandoff: 6, cancel: 300, slow: 2, finish: 10}
 )

@@ -23,6 +23,10 @@ const (
 	evReleased
 	evReleaseStart
 	evReleaseReturn
+	evHandoffReturn // an operator's RequestHandoff returned
+	evVacate        // a process sends a vacating write (a step-down)
+	evWorkCancel    // a work's context ended
+	evRenewed       // a process renewed its tenure
 )
 
 // event is one step of a RunSingleton, a work, a tenure or an external
@@ -36,6 +40,7 @@ type event struct {
 	alive  bool        // evRunReturn: whether one was
 	err    error       // evRunReturn, evReleaseReturn
 	reason lease.LostReason
+	to     string // evHandoffReturn, evVacate, evWorkCancel: the handoff's target
 }
 
 // eventLog orders the events of every goroutine. Its lock is a leaf: the
@@ -84,6 +89,29 @@ func (s *rsim) applyLocked(e event) {
 		s.tracef("c%d work %d returns", p.id, e.w.id)
 	case evRunReturn:
 		s.runReturnedLocked(e)
+	case evHandoffReturn:
+		if e.err != nil {
+			s.rres.handoffs.failed++
+			if errors.Is(e.err, lease.ErrNotHeld) {
+				s.rres.handoffs.noLease++
+			}
+			if h := s.h2; h != nil && !h.done && e.to == h.target.owner {
+				s.tracef("H2 window excused: the request failed")
+				s.rres.handoffs.h2Excused++
+				h.done = true
+			}
+		}
+		s.tracef("handoff request to %s returns: %s", e.to, oneLine(e.err))
+	case evVacate:
+		s.vacateSentLocked(p, e.to)
+	case evWorkCancel:
+		if e.to != "" {
+			e.w.handoffTo = e.to
+			s.rres.handoffs.stepDowns++
+			s.tracef("c%d work %d: cancelled for a handoff to %s", p.id, e.w.id, e.to)
+		}
+	case evRenewed:
+		p.renewedAt = s.now
 	case evReleaseStart:
 		s.tracef("c%d external Release", p.id)
 	case evReleaseReturn:
@@ -116,6 +144,7 @@ func (s *rsim) acquiredLocked(p *proc, tok lease.Token) {
 		r.acquired = append(r.acquired, tok)
 	}
 	s.tracef("c%d acquired %v", p.id, tok)
+	s.h2AcquiredLocked(p, tok)
 	for _, q := range s.ps {
 		if q == p {
 			continue
@@ -139,6 +168,7 @@ func (s *rsim) workStartedLocked(w *work) {
 	w.r.works = append(w.r.works, w)
 	w.r.started = append(w.r.started, w.tok)
 	s.tracef("c%d run %d: work %d starts under %v (%s %v)", p.id, w.r.id, w.id, w.tok, workModeNames[w.mode], w.delay)
+	s.workStartHandoffLocked(w)
 	for _, v := range p.working {
 		how := "still runs"
 		if v.abandoned {
@@ -188,7 +218,7 @@ func (s *rsim) runReturnedLocked(e event) {
 			s.judgeReturnLocked(ret)
 		}
 	}
-	if s.finishing || len(p.runs) > 0 {
+	if s.finishing || p.retired || len(p.runs) > 0 {
 		return
 	}
 	if didNotStop && s.roll(s.rc.odds.retry) {

@@ -18,8 +18,15 @@ import (
 // runner's backoff cap, grace period and retry interval.
 func (s *rsim) livenessBound() time.Duration {
 	ttl := s.cfg.ttl
-	return ttl + ttl/3 + (ttl - lease.Margin(ttl)) + time.Second + s.cfg.step +
+	b := ttl + ttl/3 + (ttl - lease.Margin(ttl)) + time.Second + s.cfg.step +
 		s.rc.maxBackoff + s.rc.grace + s.rc.retry
+	if s.rc.odds.handoff > 0 {
+		// A pending handoff to a target that does not contend (goneOwner)
+		// makes the others defer for HandoffWait (TTL), from when each
+		// first sees the record takeable.
+		b += ttl
+	}
+	return b
 }
 
 // recover stops every fault and runner event, frees stuck works, and checks

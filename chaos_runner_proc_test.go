@@ -27,6 +27,9 @@ type proc struct {
 	nextKind  string        // "" or "retry" (after ErrWorkDidNotStop)
 	sigterm   *run          // cancel this run's ctx as the next write is answered
 	releasing bool          // an external Release is in flight
+	noHandoff bool          // Settings.DisableHandoff
+	retired   bool          // no more RunSingleton calls (quiet handoffs)
+	renewedAt time.Duration // true time of its last renewal, as the checker saw it
 
 	// checker state, kept in event order
 	active   []*run      // RunSingleton calls started and not returned
@@ -51,14 +54,19 @@ func (s *rsim) newProc(i int) *proc {
 	if !s.cfg.fastPath {
 		skew = -1
 	}
+	p.noHandoff = s.rc.odds.handoff > 0 && s.roll(s.rc.odds.noHandoff)
 	l, err := lease.NewKubernetesLease(lease.Settings{
 		Name: "job", Owner: c.owner, TTL: s.cfg.ttl, MaxClockSkew: skew, Clock: c.clk,
 		Config:            &lease.Config{Host: simHost, HTTPClient: &http.Client{Transport: rt}},
 		WatchWhileHolding: s.cfg.seed%3 == 0,
+		DisableHandoff:    p.noHandoff || s.rc.deafHolders,
 		Observer:          procObserver{p},
 	})
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	if s.rc.vacateFirst {
+		lease.VacateBeforeHooks(l)
 	}
 	if s.cfg.maxOffset > 0 {
 		lease.StepWall(l, time.Duration(s.rng.Int64N(int64(2*s.cfg.maxOffset)))-s.cfg.maxOffset)
@@ -75,8 +83,10 @@ type procObserver struct{ p *proc }
 func (o procObserver) Acquired(tok lease.Token) {
 	o.p.s.log.add(event{kind: evAcquired, p: o.p, tok: tok})
 }
-func (o procObserver) Renewed(time.Duration, time.Duration) {}
-func (o procObserver) RenewFailed(error)                    {}
+func (o procObserver) Renewed(time.Duration, time.Duration) {
+	o.p.s.log.add(event{kind: evRenewed, p: o.p})
+}
+func (o procObserver) RenewFailed(error) {}
 func (o procObserver) Lost(reason lease.LostReason) {
 	o.p.s.log.add(event{kind: evLost, p: o.p, reason: reason})
 }
@@ -169,6 +179,9 @@ type sigtermTransport struct {
 }
 
 func (t *sigtermTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if to, ok := vacateTo(req); ok {
+		t.p.s.log.add(event{kind: evVacate, p: t.p, to: to})
+	}
 	resp, err := t.next.RoundTrip(req)
 	if err != nil || req.Method == http.MethodGet || resp.StatusCode >= 300 {
 		return resp, err

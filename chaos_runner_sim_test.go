@@ -35,6 +35,10 @@ type rsim struct {
 	nextID       int
 	finishing    bool
 	overlapsSeen map[[2]lease.Token]bool
+	op           *lease.Config // the operator's, for RequestHandoff
+	quiet        bool          // quiet handoff windows: works are prompt or slow
+	quietFrom    time.Duration // true time the quiet handoffs began
+	h2           *h2Window     // the quiet handoff H2 watches, if any
 }
 
 func newRSim(t testing.TB, rc runConfig) *rsim {
@@ -68,6 +72,7 @@ func (s *rsim) run() runnerResult {
 		s.step(true)
 	}
 	s.recover()
+	s.quietHandoffs()
 	s.finish()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -145,6 +150,9 @@ func (s *rsim) scheduleLocked(faults bool) {
 		if s.roll(o.release) && !p.releasing {
 			s.startReleaseLocked(p)
 		}
+	}
+	if faults && s.roll(o.handoff) {
+		s.handoffEventLocked()
 	}
 }
 

@@ -68,6 +68,8 @@ type runnerTotals struct {
 	faults, byInvariant                              map[string]int
 	failed                                           []uint64
 	leaseOverlaps                                    []uint64 // seeds
+	handoffs                                         handoffCounts
+	handoffSeeds                                     int // schedules with handoffs
 }
 
 func sumRunner(seeds []uint64, results map[uint64]runnerResult) runnerTotals {
@@ -80,6 +82,10 @@ func sumRunner(seeds []uint64, results map[uint64]runnerResult) runnerTotals {
 		tot.cancels += r.cancels
 		tot.busy += r.busy
 		tot.didNotStop += r.didNotStop
+		tot.handoffs.add(r.handoffs)
+		if r.handoffs.requested > 0 {
+			tot.handoffSeeds++
+		}
 		for k, v := range r.faults {
 			tot.faults[k] += v
 		}
@@ -107,6 +113,9 @@ func TestChaosRunner(t *testing.T) {
 	tot := sumRunner(seeds, results)
 	t.Logf("chaos: runner campaign: %d schedules, %d RunSingleton calls, %d works started, %d external releases, %d cancellations, %d ErrBusy, %d ErrWorkDidNotStop, %d failing, %v",
 		len(seeds), tot.runs, tot.works, tot.releases, tot.cancels, tot.busy, tot.didNotStop, len(tot.failed), time.Since(start).Round(time.Millisecond))
+	h := tot.handoffs
+	t.Logf("chaos: runner handoffs: %d schedules with handoffs, %d requested (%d failed, %d of them finding no Lease), %d works stopped for a handoff, %d vacating writes; H2 quiet windows: %d checked (slowest %v), %d excused, %d not found",
+		tot.handoffSeeds, h.requested, h.failed, h.noLease, h.stepDowns, h.vacates, h.h2Checked, h.h2Max, h.h2Excused, h.h2Skipped)
 	t.Logf("chaos: runner violations by invariant: %s", formatCounts(tot.byInvariant))
 	t.Logf("chaos: runner faults and events by kind: %s", formatCounts(tot.faults))
 	for _, seed := range tot.leaseOverlaps {
@@ -133,6 +142,57 @@ func TestChaosRunner(t *testing.T) {
 	if !runnerFixed && len(tot.failed) > 0 {
 		t.Skipf("%d of %d schedules found violations: the known runner bugs of issue 10 (see TestChaosRunnerFindsKnownBugs); set runnerFixed in chaos_runner_api_test.go once the fix is merged",
 			len(tot.failed), len(seeds))
+	}
+}
+
+// TestChaosRunnerFindsHandoffBug shows the handoff invariants are not
+// vacuous: with a bug planted in the lease (lease.VacateBeforeHooks: a
+// step-down writes the vacating PUT before it stops work) the checker finds
+// H1 violations; with holders that ignore handoffs while the checker
+// believes they honour them, H2 violations; without either, the same
+// schedules find none.
+func TestChaosRunnerFindsHandoffBug(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault-schedule campaign skipped in -short mode")
+	}
+	tests := []struct {
+		name string
+		mod  func(*runConfig)
+		want string // the invariant the bug breaks; "": none may fail
+	}{
+		{"none", func(*runConfig) {}, ""},
+		{"planted vacate-before-hooks", func(rc *runConfig) { rc.vacateFirst = true }, "H1"},
+		{"planted deaf holders", func(rc *runConfig) { rc.deafHolders = true }, "H2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			seeds := make([]uint64, *chaosBugSeeds)
+			for i := range seeds {
+				seeds[i] = 6000 + uint64(i)
+			}
+			results := runnerCampaign(t, seeds, func(rc *runConfig) {
+				rc.odds, rc.quietHandoffs = oddsHandoff, 2
+				tc.mod(rc)
+			})
+			tot := sumRunner(seeds, results)
+			t.Logf("chaos: %d handoffs requested, %d works stopped for one, %d vacating writes, %d H2 windows checked; violations: %s",
+				tot.handoffs.requested, tot.handoffs.stepDowns, tot.handoffs.vacates, tot.handoffs.h2Checked, formatCounts(tot.byInvariant))
+			if tc.want != "" {
+				found := 0
+				for _, seed := range seeds {
+					if results[seed].byInvariant[tc.want] > 0 {
+						found++
+					}
+				}
+				t.Logf("chaos: %d of %d schedules found %s violations", found, len(seeds), tc.want)
+				assert.Positive(t, found, "the checker must find the bug")
+				return
+			}
+			for _, seed := range tot.failed {
+				r := results[seed]
+				t.Errorf("seed %d: %d violations without a planted bug, first: %s; full trace: %s", seed, len(r.violations), r.violations[0], writeTrace(seed, r))
+			}
+		})
 	}
 }
 

@@ -42,6 +42,10 @@ type work struct {
 	deadAt    time.Time // its process's clock when its tenure was first seen over
 	late      bool      // W1 reported for it
 	overlaps  map[*work]bool
+	// othersAlive: for each process, the tenure that would pass
+	// CheckAlive as this work started (zero: none).
+	othersAlive []lease.Token
+	handoffTo   string // its context ended for a handoff to this Owner
 }
 
 // doWork is the work function of every RunSingleton call.
@@ -66,9 +70,23 @@ func (s *rsim) startWork(r *run, ctx context.Context) *work {
 	w := &work{id: s.nextID, p: r.p, r: r, tok: tok, ctx: ctx, unstick: make(chan struct{}), overlaps: map[*work]bool{}}
 	for _, q := range s.ps {
 		w.clkAt = append(w.clkAt, q.clk.Now())
+		qt, alive := lease.WouldCheckAlive(q.l)
+		if !alive {
+			qt = lease.Token{}
+		}
+		w.othersAlive = append(w.othersAlive, qt)
 	}
+	context.AfterFunc(ctx, func() {
+		to, _ := handoffCause(ctx)
+		s.log.add(event{kind: evWorkCancel, p: r.p, w: w, to: to})
+	})
 	o, roll := s.rc.odds, func(n int) bool { return n > 0 && r.rng.IntN(n) == 0 }
 	switch {
+	case s.quiet:
+		if roll(o.slow) {
+			w.mode = workSlow
+			w.delay = s.cfg.step + time.Duration(r.rng.Int64N(int64(s.rc.grace-2*s.cfg.step)))
+		}
 	case roll(o.stuck):
 		w.mode = workStuck
 	case roll(o.finish):

@@ -47,6 +47,11 @@ func UseOriginalExpiry(l *KubernetesLease) {
 	}
 }
 
+// VacateBeforeHooks makes l, stepping down for a planned handoff, write the
+// vacating PUT before its BeforeRelease hooks stop RunSingleton's work. Only
+// for showing that the checker can fail. Call before first use.
+func VacateBeforeHooks(l *KubernetesLease) { hooksOf(l).vacateBeforeHooks = true }
+
 // RequestDeadline returns when, on the lease's clock, a request context made
 // by the library times out.
 func RequestDeadline(ctx context.Context) (time.Time, bool) {

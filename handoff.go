@@ -119,6 +119,14 @@ func (l *KubernetesLease) stepDown(t *tenure, to string) {
 	// good. RunSingleton's own hook waits GracePeriod whatever ctx says.
 	ctx, cancel := withTimeout(context.WithValue(context.Background(), handoffKey{}, cause), l.clock, stepDownTimeout(l.s.TTL))
 	defer cancel()
+	if l.vacatesBeforeHooks() { // a planted bug (testhooks.go), never in production
+		l.mu.Lock()
+		obj := t.obj
+		l.mu.Unlock()
+		vctx, vcancel := withTimeout(ctx, l.clock, min(l.s.TTL, MaxRenewAttemptTimeout))
+		_, _ = l.vacateOurs(vctx, obj, to)
+		vcancel()
+	}
 	if err := l.release(ctx, t); err != nil {
 		l.log.Warn("kubelease: stepping down for a planned handoff; the lease stays held until it is released", "to", to, "err", err)
 	}

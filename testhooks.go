@@ -27,6 +27,10 @@ type testHooks struct {
 	// ignores the deadline; a replacement for the expiry rule.
 	ignoreDeadline bool
 	mayTakeOver    func(obj *wire.Lease, n stamp) bool
+	// vacateBeforeHooks is a deliberate bug, so that the runner campaign
+	// can show its checker finds it: a step-down for a planned handoff
+	// writes the vacating PUT before the BeforeRelease hooks stop work.
+	vacateBeforeHooks bool
 }
 
 // emit tells the test hooks, if any, of a lifecycle step.
@@ -49,6 +53,13 @@ func (l *KubernetesLease) arm(wake time.Time) {
 func (l *KubernetesLease) ignoresDeadline() bool {
 	h := l.test.Load()
 	return h != nil && h.ignoreDeadline
+}
+
+// vacatesBeforeHooks reports the test flaw that makes a step-down vacate
+// the record before its BeforeRelease hooks run.
+func (l *KubernetesLease) vacatesBeforeHooks() bool {
+	h := l.test.Load()
+	return h != nil && h.vacateBeforeHooks
 }
 
 // shardTestHooks are a ShardSet's seams for this package's tests
