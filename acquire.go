@@ -207,6 +207,7 @@ func (l *KubernetesLease) startLocked(st stamp, obj *wire.Lease) Token {
 	l.detachStandbyLocked()
 	l.s.Observer.Acquired(t.token)
 	go l.renewLoop(ctx, t)
+	l.postEventLocked(obj, eventNormal, EventReasonLeaderElection, becameLeader(l.s.Owner))
 	l.emit("acquired")
 	return t.token
 }

@@ -155,6 +155,24 @@
 // once when a third party deletes or takes the Lease. An Observer receives
 // metrics events; HealthCheck reports a holder whose renewals have stopped.
 //
+// # Kubernetes Events
+//
+// With Settings.EventSource set (off by default), a lease posts core/v1
+// Events about its Lease, as client-go's leader election does, so that
+// kubectl describe lease and kubectl get events show who led when: Normal,
+// reason LeaderElection (EventReasonLeaderElection), "<Owner> became
+// leader" on each acquire, "<Owner> stopped leading" on a Release of a held
+// lease, "<Owner> handed the lease to <target>" on a planned handoff; and
+// Warning, reason LeaseLost (EventReasonLeaseLost), "<Owner> lost the lease
+// (<LostReason>[, now held by <holder>])" on a loss. They are best effort:
+// queued without blocking (at most 32; more are dropped, counted and
+// logged), posted in order by one goroutine that exists only while events
+// are pending, each tried at most three times (no answer, 429 or 5xx; a
+// refusal is not retried), with real-time timeouts and waits so that a test
+// on a fake clock need not step it for them. A failure (a 403 when the
+// Role lacks "create" on events in the core group) is logged once at Warn,
+// later ones at Debug, and never affects the lease.
+//
 // # Planned handoff
 //
 // RequestHandoff(ctx, cfg, namespace, name, to) asks the holder to hand the

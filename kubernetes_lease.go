@@ -79,6 +79,9 @@ type KubernetesLease struct {
 	// deferred is when a record naming another preferred holder was first
 	// seen takeable; nil when none was.
 	deferred *deferral
+	// events posts Kubernetes Events about the Lease; nil when
+	// Settings.EventSource is empty.
+	events *eventSink
 	// unsure is set when an acquiring write may have been applied without
 	// starting a tenure (its answer was lost or came too late): the record
 	// may name us, and Release then deletes it if it does.
@@ -144,6 +147,7 @@ func NewKubernetesLease(s Settings) (*KubernetesLease, error) {
 		op:             make(chan struct{}, 1),
 	}
 	l.log = r.Logger.With("lease", r.Namespace+"/"+r.Name, "owner", r.Owner)
+	l.events = newEventSink(l)
 	return l, nil
 }
 

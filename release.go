@@ -73,6 +73,9 @@ func (l *KubernetesLease) release(ctx context.Context, want *tenure) error {
 	lost := t.lost
 	if !t.ended {
 		l.s.Observer.Released()
+		if t.handoff == "" { // a handoff posts its own event (handedOff)
+			l.postEventLocked(t.obj, eventNormal, EventReasonLeaderElection, stoppedLeading(l.s.Owner))
+		}
 	}
 	t.ended = true
 	t.cancel()
@@ -112,12 +115,19 @@ func (l *KubernetesLease) release(ctx context.Context, want *tenure) error {
 func (l *KubernetesLease) handedOff(ctx context.Context, t *tenure, obj *wire.Lease, fallback string, stepDown bool) error {
 	to, err := l.vacateOurs(ctx, obj, fallback)
 	l.mu.Lock()
+	lostBefore := t.lost != nil // LeaseLost was posted then
 	if stepDown && t.lost == nil {
 		lost := &LostError{Reason: LostHandoff, Holder: to, Token: t.token, Err: err}
 		t.lost = lost
 		for _, h := range l.handlers {
 			go h(lost)
 		}
+	}
+	switch {
+	case err == nil:
+		l.postEventLocked(obj, eventNormal, EventReasonLeaderElection, handedTo(l.s.Owner, to))
+	case !lostBefore:
+		l.postEventLocked(obj, eventNormal, EventReasonLeaderElection, stoppedLeading(l.s.Owner))
 	}
 	l.mu.Unlock()
 	if err != nil {

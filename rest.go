@@ -140,6 +140,23 @@ func (c *restClient) do(ctx context.Context, method, path string, body any) (*re
 	return res, nil
 }
 
+// send sends one request about something other than the Lease (an Event)
+// and discards the answer's body: nil for a 2xx, the errors of open
+// otherwise. It does not drop connections after a timeout, as do does: the
+// requests it sends are best effort and must not disturb the renewals'.
+func (c *restClient) send(ctx context.Context, op, method, path string, body any) error {
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("lease: encoding %s %s: %w", op, path, err)
+	}
+	resp, err := c.open(ctx, op, method, path, payload)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBodyBytes))
+	return resp.Body.Close()
+}
+
 // stream opens a GET whose body is read as a stream (a watch). The 401
 // re-read of credentials, and the note on a 401 error, apply as for do.
 func (c *restClient) stream(ctx context.Context, path string) (io.ReadCloser, error) {

@@ -108,6 +108,20 @@ type Settings struct {
 	// values. They let a NamespaceWatch select the Leases it shares.
 	Labels map[string]string
 
+	// EventSource, when set, turns on Kubernetes Events about the Lease, as
+	// client-go's leader election records them: it names the component
+	// that reports them (source.component and reportingComponent, e.g.
+	// "my-operator"; a qualified name of at most 128 bytes). Empty, the
+	// default: no events. The lease then posts core/v1 Events in the
+	// Lease's namespace, about the Lease: Normal "LeaderElection" "<Owner>
+	// became leader" on each acquire, "<Owner> stopped leading" on Release,
+	// "<Owner> handed the lease to <target>" on a planned handoff, and
+	// Warning "LeaseLost" on a loss (see EventReasonLeaseLost). They are
+	// best effort and asynchronous: they never block or fail Acquire,
+	// renewals or Release; they need "create" on events (core group), and
+	// a refusal is logged once.
+	EventSource string
+
 	// SharedWatch, when set, is the NamespaceWatch that Wait and Holder
 	// use instead of a watch of this lease's own. It must watch the
 	// Lease's namespace, and its label selector must match Labels.
@@ -158,6 +172,9 @@ func (s Settings) Validate() error {
 	}
 	if s.MaxClockSkew > MaxLeaseDuration {
 		bad("MaxClockSkew %v is above MaxLeaseDuration %v; use a negative value to turn the fast path off", s.MaxClockSkew, MaxLeaseDuration)
+	}
+	if msg := eventSourceProblem(s.EventSource); msg != "" {
+		bad("%s", msg)
 	}
 	if s.Config == nil {
 		bad("Config is nil (call DefaultConfig to discover one)")

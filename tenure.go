@@ -76,5 +76,6 @@ func (l *KubernetesLease) endLocked(t *tenure, reason LostReason, holder string,
 	for _, h := range l.handlers {
 		go h(lost)
 	}
+	l.postEventLocked(t.obj, eventWarning, EventReasonLeaseLost, lostLease(l.s.Owner, reason, holder))
 	l.emit("lost")
 }

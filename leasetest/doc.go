@@ -17,6 +17,12 @@
 // Watches (?watch=true) stream events as a real server does; Bookmark,
 // DropWatches, CompactLog and AwaitWatchers drive them from a test.
 // RequireToken and AddUser make it authenticate and authorize as RBAC would.
+// It also accepts core/v1 Events POSTed to /api/v1/namespaces/{ns}/events
+// (a lease with lease.Settings.EventSource posts them) and records them
+// (Events, AwaitEvents): it does not list, watch or update them. A user
+// from AddUser is refused events (403) until GrantEvents; Fault.Resource
+// and Request.Resource tell event requests from Lease requests, which
+// Count and Counts count together by verb.
 // The Conformance suite runs against a real kube-apiserver too, and any
 // difference between the two is a bug in the fake.
 //

@@ -58,6 +58,9 @@ type Server struct {
 	// new watch may start from an older one.
 	compacted uint64
 
+	// events are the Events accepted (events.go), in order.
+	events []Event
+
 	seq      int
 	received int
 	counts   map[string]int

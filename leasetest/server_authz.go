@@ -12,12 +12,15 @@ import (
 type user struct {
 	name  string
 	verbs map[string]bool
+	// events are its verbs on events (GrantEvents); none by default.
+	events map[string]bool
 }
 
 // AddUser registers a user who authenticates with the bearer token tok and
 // may use only the given Kubernetes verbs ("get", "list", "watch",
 // "create", "update", "patch", "delete", "deletecollection", or "*" for all)
-// on Leases, as an RBAC Role would allow. Other requests of that user get
+// on Leases, as an RBAC Role would allow, and nothing on events until
+// GrantEvents. Other requests of that user get
 // 403 Forbidden with the Status a kube-apiserver sends. The user's token is
 // accepted even when RequireToken is set; the token set by RequireToken (and,
 // without RequireToken, any other token or none) keeps full access.
@@ -30,7 +33,7 @@ func (s *Server) AddUser(tok string, verbs ...string) {
 		verbs: map[string]bool{},
 	}
 	if old := s.users[tok]; old != nil {
-		u.name = old.name
+		u.name, u.events = old.name, old.events
 	}
 	for _, verb := range verbs {
 		u.verbs[verb] = true
@@ -59,12 +62,11 @@ func (s *Server) userOf(r *http.Request) *user {
 // then handled as the admin's would be.
 func (s *Server) handleAuthz(w http.ResponseWriter, r *http.Request, rt *route) {
 	u := s.userOf(r)
-	resource := rt.kind == routeItem || rt.kind == routeCollection || rt.kind == routeAll
-	if u == nil || !resource {
+	if u == nil || rt.resource == "" {
 		s.handle(w, r, rt)
 		return
 	}
-	if !u.verbs[rt.verb] && !u.verbs["*"] {
+	if rt.resource == "events" && !u.events[rt.verb] || rt.resource == "leases" && !u.verbs[rt.verb] && !u.verbs["*"] {
 		writeStatus(w, forbidden(u, rt))
 		return
 	}
@@ -85,7 +87,11 @@ func forbidden(u *user, rt *route) *apierrors.StatusError {
 	if rt.ns == "" {
 		scope = "at the cluster scope"
 	}
+	gr, grp := leasesGR, group
+	if rt.resource == "events" {
+		gr, grp = eventsGR, "" // the core group
+	}
 	//lint:ignore ST1005 worded exactly as kube-apiserver's authorization filter words it
-	return apierrors.NewForbidden(leasesGR, rt.name, fmt.Errorf(
-		"User %q cannot %s resource %q in API group %q %s", u.name, rt.verb, leasesGR.Resource, group, scope))
+	return apierrors.NewForbidden(gr, rt.name, fmt.Errorf(
+		"User %q cannot %s resource %q in API group %q %s", u.name, rt.verb, gr.Resource, grp, scope))
 }

@@ -26,6 +26,10 @@ type Fault struct {
 	// Verb is the Kubernetes verb to match ("get", "create", "update",
 	// "delete", "list", "watch", ...); "" matches every request.
 	Verb string
+	// Resource is the resource to match: "leases", "events" (the Events
+	// a lease posts with lease.Settings.EventSource) or "" for every
+	// request.
+	Resource string
 	// Times is the number of matching requests the fault applies to: 0 means
 	// 1, -1 means every one until ClearFaults.
 	Times int
@@ -133,11 +137,11 @@ func (s *Server) Resume() {
 	s.mu.Unlock()
 }
 
-// matchFaultLocked returns a copy of the first fault matching verb, using
+// matchFaultLocked returns a copy of the first fault matching verb and resource, using
 // it up by one, or nil.
-func (s *Server) matchFaultLocked(verb string) *Fault {
+func (s *Server) matchFaultLocked(verb, resource string) *Fault {
 	for i, fs := range s.faults {
-		if fs.f.Verb != "" && fs.f.Verb != verb {
+		if fs.f.Verb != "" && fs.f.Verb != verb || fs.f.Resource != "" && fs.f.Resource != resource {
 			continue
 		}
 		f := fs.f

@@ -24,12 +24,14 @@ const (
 	routeItem       // .../namespaces/{ns}/leases/{name}
 	routeCollection // .../namespaces/{ns}/leases
 	routeAll        // .../leases (all namespaces)
+	routeEvents     // /api/v1/namespaces/{ns}/events (events.go)
 )
 
 // route is what the path and method of a request say.
 type route struct {
 	kind     int
 	verb     string // Kubernetes verb: get, list, watch, create, update, patch, delete, ...
+	resource string // "leases", "events", or "" for a path that is no resource
 	ns, name string
 }
 
@@ -50,6 +52,14 @@ func parseRoute(r *http.Request) *route {
 		case len(parts) == 4 && parts[0] == "namespaces" && parts[1] != "" && parts[2] == "leases" && parts[3] != "":
 			rt.kind, rt.ns, rt.name = routeItem, parts[1], parts[3]
 		}
+	case isEventsPath(p):
+		rt.kind, rt.ns = routeEvents, strings.Split(p, "/")[4]
+	}
+	switch rt.kind {
+	case routeItem, routeCollection, routeAll:
+		rt.resource = "leases"
+	case routeEvents:
+		rt.resource = "events"
 	}
 	rt.verb = verbOf(r, rt.kind)
 	return rt
@@ -58,7 +68,7 @@ func parseRoute(r *http.Request) *route {
 // verbOf returns the Kubernetes verb of a request, or for a path that is no
 // resource, the lower-case method.
 func verbOf(r *http.Request, kind int) string {
-	resource := kind == routeItem || kind == routeCollection || kind == routeAll
+	resource := kind == routeItem || kind == routeCollection || kind == routeAll || kind == routeEvents
 	if !resource {
 		return strings.ToLower(r.Method)
 	}
@@ -134,6 +144,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, rt *route) {
 		s.serveList(w, r, rt)
 	case rt.kind == routeCollection && r.Method == http.MethodPost:
 		s.serveCreate(w, r, rt)
+	case rt.kind == routeEvents && r.Method == http.MethodPost:
+		s.serveEvent(w, r, rt)
 	case rt.kind == routeUnknown:
 		writeStatus(w, apierrors.NewGenericServerResponse(http.StatusNotFound, "", schema.GroupResource{}, "", "", 0, false))
 	default:

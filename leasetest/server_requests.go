@@ -13,6 +13,10 @@ type Request struct {
 	// "list", "watch", ...), or the lower-case method for a path that is
 	// no Lease resource.
 	Verb string
+	// Resource is "events" for an Event a lease posted (see
+	// Server.Events), "" for a Lease request or a path that is no
+	// resource.
+	Resource string
 	// Namespace and Name are those of the path; for a create, Name is
 	// that of the object in the body, when it could be decoded.
 	Namespace, Name string
@@ -56,7 +60,8 @@ func (s *Server) await(ctx context.Context, cond func() bool) error {
 
 // Count returns the number of requests received with the given Kubernetes
 // verb ("get", "create", "update", "delete", "list", "watch") since the
-// start or ResetCounts, faulted ones included.
+// start or ResetCounts, faulted ones included. Event POSTs (see Events)
+// count as "create": Requests tells them apart by Resource.
 func (s *Server) Count(verb string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

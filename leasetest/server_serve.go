@@ -24,9 +24,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.seq++
 	req := Request{Seq: s.seq, Verb: rt.verb, Namespace: rt.ns}
+	if rt.kind == routeEvents {
+		req.Resource = rt.resource
+	}
 	s.received++
 	s.counts[rt.verb]++
-	f := s.matchFaultLocked(rt.verb)
+	f := s.matchFaultLocked(rt.verb, rt.resource)
 	paused, unhang := s.paused, s.unhang
 	s.broadcastLocked()
 	s.mu.Unlock()

@@ -9,8 +9,8 @@
 //	LimitedToken        "limited"        Role lease-no-delete in "default": get, list, watch, create, update, patch on leases (no delete)
 //	NoLeaseToken        "nolease"        no permissions
 //	ByNameToken         "byname"         Role lease-by-name in "default", the shape of examples/deploy/rbac.yaml:
-//	                                     create on leases; get, update, delete, watch only on the Lease ByNameLease
-//	ByNameNoWatchToken  "byname-nowatch" Role lease-by-name-no-watch: create; get, update, delete (no watch)
+//	                                     create on leases and on events; get, update, delete, watch only on the Lease ByNameLease
+//	ByNameNoWatchToken  "byname-nowatch" Role lease-by-name-no-watch: create (leases, events); get, update, delete (no watch)
 //	                                     only on the Lease ByNameNoWatchLease
 package cluster
 
@@ -72,8 +72,8 @@ type PolicyRule struct {
 
 // ByNameRules are the rules of examples/deploy/rbac.yaml's Role for the
 // Lease name: create on any Lease (create cannot be restricted by
-// resourceNames), and get, update, delete (and, with watch, watch) only on
-// name. kube-apiserver authorizes a watch whose fieldSelector is
+// resourceNames) and on events (core group, for Settings.EventSource), and
+// get, update, delete (and, with watch, watch) only on name. kube-apiserver authorizes a watch whose fieldSelector is
 // metadata.name=<name> as a watch of that name, so the rule covers the
 // library's standby watch.
 func ByNameRules(name string, watch bool) []PolicyRule {
@@ -83,6 +83,7 @@ func ByNameRules(name string, watch bool) []PolicyRule {
 	}
 	return []PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{name}, Verbs: verbs},
 	}
 }
