@@ -20,7 +20,9 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -300,7 +302,10 @@ func TestMixedFleetRuleBOnClientGoRecord(t *testing.T) {
 // TTL 2 s, RenewalInterval 300 ms, and is cut off right after a renewal
 // that shares its second with one written ≥ 700 ms earlier. It fails: it
 // records the overlap (0.75 s when first run). Run with
-// KUBELEASE_E2E_UNSAFE=1.
+// KUBELEASE_E2E_UNSAFE=1. kubelease now refuses to contend with such
+// settings for a Lease client-go wrote (TestMixedFleetRefusesSubSecondRenewals),
+// but here kubelease holds first and never reads the Lease again, so
+// nothing can refuse: the settings must be kept out of a mixed fleet.
 func TestMixedFleetUnsafeSubSecondRenewals(t *testing.T) {
 	if os.Getenv("KUBELEASE_E2E_UNSAFE") == "" {
 		t.Skip("demonstrates a known unsafe configuration (kubelease renewing more often than once a second against client-go contenders); set KUBELEASE_E2E_UNSAFE=1")
@@ -375,6 +380,47 @@ func TestMixedFleetUnsafeSubSecondRenewals(t *testing.T) {
 	to, ok := rec.waitStart(cg.id, 0, 6*time.Second)
 	if ok {
 		logGap(t, "kubelease (RenewalInterval 300 ms) → client-go, crash", from, to)
+	}
+	rec.check(t)
+}
+
+// TestMixedFleetRefusesSubSecondRenewals: the refusal that the unsafe case
+// above calls for. A kubelease contender that may renew less than a second
+// apart (TTL 2 s, RenewalInterval 667 ms) refuses, with
+// ErrUnsafeWithClientGo, a Lease that client-go holds, and after client-go's
+// ReleaseOnCancel; one at TTL 4 s contends as usual. (A kubelease holder
+// that took the Lease first never reads it, so it cannot refuse: the
+// refusal covers contenders only — see docs/migrating-from-client-go.md.)
+func TestMixedFleetRefusesSubSecondRenewals(t *testing.T) {
+	c := needCluster(t)
+	name, rec := leaseName(t), newTenureLog()
+	cg := startClientGo(t, c, name, "cg-"+randHex(3), rec, cgOpts{releaseOnCancel: true})
+	if _, ok := rec.waitStart(cg.id, 0, 10*time.Second); !ok {
+		t.Fatal("client-go never led")
+	}
+	try := func(ttl time.Duration) (bool, error) {
+		l, err := lease.NewKubernetesLease(lease.Settings{Name: name, Namespace: cluster.Namespace,
+			Owner: "kl-" + randHex(3), TTL: ttl, Config: c.AdminConfig()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Release(context.Background())
+		return l.Acquire(ctxFor(t, 10*time.Second))
+	}
+	ok, err := try(2 * time.Second)
+	if !errors.Is(err, lease.ErrUnsafeWithClientGo) || ok {
+		t.Fatalf("TTL 2s against a client-go holder: ok %v, err %v; want ErrUnsafeWithClientGo", ok, err)
+	}
+	t.Logf("refused: %v", err)
+	if ok, err := try(mfTTL); err != nil || ok {
+		t.Fatalf("TTL 4s against a client-go holder: ok %v, err %v; want false, nil", ok, err)
+	}
+	cg.stop(t) // ReleaseOnCancel: holderIdentity "", leaseDurationSeconds 1
+	if ok, err := try(2 * time.Second); !errors.Is(err, lease.ErrUnsafeWithClientGo) || ok {
+		t.Fatalf("TTL 2s after client-go's release: ok %v, err %v; want ErrUnsafeWithClientGo", ok, err)
+	}
+	if ok, err := try(mfTTL); err != nil || !ok {
+		t.Fatalf("TTL 4s after client-go's release: ok %v, err %v; want true, nil", ok, err)
 	}
 	rec.check(t)
 }
