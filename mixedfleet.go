@@ -18,8 +18,8 @@ import (
 // first saw the record change. Two renewals within one second look like
 // one to it: it keeps timing from the first, and can take the Lease over
 // while a kubelease holder whose later renewal it did not notice still
-// holds (TestMixedFleetUnsafeSubSecondRenewals in e2e shows 0.75 s of two
-// leaders with RenewalInterval 300 ms). So a lease that may renew less
+// holds (TestMixedFleetUnsafeSubSecondRenewals in e2e shows 0.66–0.75 s of
+// two leaders with RenewalInterval 300 ms). So a lease that may renew less
 // than one second after its previous renewal refuses to contend for a
 // Lease a foreign writer has written: raise RenewalInterval to at least
 // MinMixedFleetRenewalInterval (with TTL well above it), or keep client-go
