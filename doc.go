@@ -126,6 +126,12 @@
 //     the remaining time.
 //   - The wall-clock fast path trusts MaxClockSkew. If clocks may disagree by
 //     more, set MaxClockSkew accordingly or turn the fast path off.
+//   - client-go's LeaderElector may contend for the same Lease (a rolling
+//     migration) as long as kubelease's renewals are at least a second
+//     apart (RenewalInterval ≥ MinMixedFleetRenewalInterval): client-go
+//     sees renewTime in whole seconds only. A lease that may renew sooner
+//     refuses to contend for a Lease another library wrote
+//     (ErrUnsafeWithClientGo). See docs/migrating-from-client-go.md.
 //
 // # Release and loss
 //

@@ -1,0 +1,82 @@
+package lease_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/kubelease/lease"
+	"github.com/kubelease/lease/internal/wire"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A lease that may renew less than a second after its previous renewal
+// refuses, with ErrUnsafeWithClientGo, to contend for a Lease that a
+// foreign writer (client-go's LeaderElector) wrote: client-go would not see
+// its renewals. The same Lease with renewals a second or more apart is
+// contended for as usual; records kubelease wrote are never refused.
+func TestMixedFleetRefusal(t *testing.T) {
+	held := func(e *env) { e.putRecord("cg-1", epoch, 4, 2) } // client-go's: no nonce
+	released := func(e *env) { e.putRecord("", epoch, 1, 2) } // client-go's ReleaseOnCancel
+	staleToken := func(e *env) {                              // client-go took over from kubelease
+		e.putRecord("cg-1", epoch, 4, 4)
+		require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) {
+			l.Annotations = map[string]string{lease.NonceAnnotation: "n0nce", lease.TokenAnnotation: "17/3"}
+		}))
+	}
+	kubeleaseHeld := func(e *env) { // another kubelease holder, token of its own tenure
+		e.putRecord("kl-other", epoch, 2, 3)
+		require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) {
+			l.Annotations = map[string]string{lease.NonceAnnotation: "n0nce", lease.TokenAnnotation: "17/3"}
+		}))
+	}
+	handedOff := func(e *env) { // kubelease's vacating write of a planned handoff
+		e.putRecord("", epoch, 1, 3)
+		require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) {
+			l.Annotations = map[string]string{lease.PreferredHolderAnnotation: "kl-target"}
+		}))
+	}
+	fast := func(s *lease.Settings) { s.TTL = 2 * time.Second }                                             // RenewalInterval 667 ms
+	cut := func(s *lease.Settings) { s.TTL = 2 * time.Second; s.RenewalInterval = 1200 * time.Millisecond } // waits cut to 0.76 s
+	slow := func(s *lease.Settings) { s.TTL = 4 * time.Second }                                             // 1.2 s apart at least
+	edge := func(s *lease.Settings) {
+		s.TTL = 15 * time.Second
+		s.RenewalInterval = lease.MinMixedFleetRenewalInterval
+	}
+
+	for _, tc := range []struct {
+		name     string
+		record   func(*env)
+		settings func(*lease.Settings)
+		refused  bool
+		acquired bool
+	}{
+		{"client-go holder, TTL 2s", held, fast, true, false},
+		{"client-go holder, RenewalInterval cut below 1s", held, cut, true, false},
+		{"client-go release, TTL 2s", released, fast, true, false},
+		{"client-go over a kubelease token, TTL 2s", staleToken, fast, true, false},
+		{"client-go holder, TTL 4s", held, slow, false, false},
+		{"client-go holder, MinMixedFleetRenewalInterval", held, edge, false, false},
+		{"client-go release, TTL 4s", released, slow, false, true},
+		{"kubelease holder, TTL 2s", kubeleaseHeld, fast, false, false},
+		{"kubelease handoff to another, TTL 2s", handedOff, fast, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			tc.record(e)
+			c := e.newLease("kl-1", tc.settings)
+			ok, err := c.Acquire(e.ctx())
+			if tc.refused {
+				require.ErrorIs(t, err, lease.ErrUnsafeWithClientGo)
+				assert.False(t, ok)
+				assert.Contains(t, err.Error(), "default/job")
+				assert.Contains(t, err.Error(), "RenewalInterval to at least 1.112s and TTL to at least 2.2s")
+				assert.Equal(t, 0, e.srv.Count("update"), "a refused Acquire writes nothing")
+				t.Log(err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.acquired, ok)
+		})
+	}
+}
