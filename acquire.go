@@ -120,9 +120,7 @@ func (l *KubernetesLease) tryAcquire(ctx context.Context, absent bool) (Token, b
 		body.APIVersion, body.Kind = wire.APIVersion, wire.Kind
 		body.Name, body.Namespace = l.s.Name, l.s.Namespace
 	} else {
-		if err := l.checkMixedFleet(cur); err != nil {
-			return Token{}, false, err
-		}
+		l.warnMixedFleet(cur)
 		if !l.mayAcquire(cur) {
 			return Token{}, false, nil
 		}

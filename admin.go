@@ -146,8 +146,12 @@ func recordInfo(obj *wire.Lease, ttl time.Duration) HolderInfo {
 	if t := obj.Spec.RenewTime; t != nil {
 		h.RenewTime = t.UTC()
 	}
-	if h.Holder != "" {
-		if tok, err := ParseToken(obj.Annotations[TokenAnnotation]); err == nil {
+	// The token is the holder's only if the holder is a kubelease (it wrote
+	// a nonce) and took the Lease at the transition count the token names:
+	// another library (client-go) that took it over keeps the annotation of
+	// the kubelease tenure before it.
+	if h.Holder != "" && obj.Annotations[NonceAnnotation] != "" {
+		if tok, err := ParseToken(obj.Annotations[TokenAnnotation]); err == nil && tok.Transitions == h.Transitions {
 			h.HolderToken = tok
 		}
 	}

@@ -116,3 +116,24 @@ func TestForceRelease(t *testing.T) {
 	require.ErrorIs(t, err, lease.ErrInvalidSettings)
 	assert.Contains(t, err.Error(), "no UID or ResourceVersion")
 }
+
+// TestReadLeaseHidesAForeignHoldersStaleToken: client-go keeps annotations
+// when it takes a Lease over, so the token of the kubelease tenure before
+// it stays; it is not the new holder's.
+func TestReadLeaseHidesAForeignHoldersStaleToken(t *testing.T) {
+	e := newEnv(t)
+	e.putRecord("cg-1", time.Now(), 15, 4)
+	require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) {
+		l.Annotations = map[string]string{lease.NonceAnnotation: "n0nce", lease.TokenAnnotation: "17/3"}
+	}))
+	info, err := lease.ReadLease(e.ctx(), e.srv.Config(), "", "job")
+	require.NoError(t, err)
+	assert.Equal(t, lease.Token{}, info.HolderToken, "transitions 4, the token's 3: an earlier tenure's")
+	require.NoError(t, e.srv.Edit("default", "job", func(l *wire.Lease) {
+		delete(l.Annotations, lease.NonceAnnotation)
+		l.Annotations[lease.TokenAnnotation] = "17/4"
+	}))
+	info, err = lease.ReadLease(e.ctx(), e.srv.Config(), "", "job")
+	require.NoError(t, err)
+	assert.Equal(t, lease.Token{}, info.HolderToken, "no nonce: the holder is not a kubelease")
+}

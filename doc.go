@@ -130,8 +130,9 @@
 //     migration) as long as kubelease's renewals are at least a second
 //     apart (RenewalInterval ≥ MinMixedFleetRenewalInterval): client-go
 //     sees renewTime in whole seconds only. A lease that may renew sooner
-//     refuses to contend for a Lease another library wrote
-//     (ErrUnsafeWithClientGo). See docs/migrating-from-client-go.md.
+//     warns once (at Warn, naming the fix) when it finds a Lease another
+//     library wrote, and contends as usual. See
+//     docs/migrating-from-client-go.md.
 //
 // # Release and loss
 //

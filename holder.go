@@ -37,7 +37,9 @@ type HolderInfo struct {
 	Token Token
 	// HolderToken is the fencing token of the holder's tenure as the holder
 	// published it (TokenAnnotation, written at its first renewal); zero
-	// when not published yet or when there is no holder.
+	// when not published yet, when there is no holder, or when the
+	// annotation is an earlier tenure's (a holder that is not kubelease
+	// took the Lease over and kept it).
 	HolderToken Token
 	// PreferredHolder is the contender a planned handoff asks for
 	// (PreferredHolderAnnotation, else spec.preferredHolder); "" when none.

@@ -69,6 +69,9 @@ type KubernetesLease struct {
 	// sharedMissLogged is set once it was logged that Settings.SharedWatch
 	// cannot see the Lease (not under mu: it is logged outside).
 	sharedMissLogged atomic.Bool
+	// mixedWarned is set once a client-go record was warned about (see
+	// warnMixedFleet).
+	mixedWarned atomic.Bool
 	// cancelAcquire cancels the Acquire in flight, if any, so that Release
 	// does not wait behind it.
 	cancelAcquire context.CancelFunc

@@ -1,30 +1,25 @@
 package lease
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/kubelease/lease/internal/wire"
 )
 
-// ErrUnsafeWithClientGo is matched by the error Acquire returns when the
-// Lease was last written by a holder that is not kubelease (in practice
-// client-go's LeaderElector, during a migration) and this lease renews so
-// often that such a contender cannot see its renewals.
-//
-// client-go's LeaderElector tells records apart by their JSON with
-// renewTime in whole seconds, and times a holder's expiry from when it
-// first saw the record change. Two renewals within one second look like
-// one to it: it keeps timing from the first, and can take the Lease over
-// while a kubelease holder whose later renewal it did not notice still
+// Mixed fleets. client-go's LeaderElector tells records apart by their
+// JSON with renewTime in whole seconds, and times a holder's expiry from
+// when it first saw the record change. Two renewals within one second look
+// like one to it: it keeps timing from the first, and can take the Lease
+// over while a kubelease holder whose later renewal it did not notice still
 // holds (TestMixedFleetUnsafeSubSecondRenewals in e2e shows 0.66–0.75 s of
 // two leaders with RenewalInterval 300 ms). So a lease that may renew less
-// than one second after its previous renewal refuses to contend for a
-// Lease a foreign writer has written: raise RenewalInterval to at least
-// MinMixedFleetRenewalInterval (with TTL well above it), or keep client-go
-// off the Lease.
-var ErrUnsafeWithClientGo = errors.New("lease: renewals less than a second apart are unsafe against client-go contenders")
+// than one second after its previous renewal warns, once per instance, when
+// it finds a Lease a foreign writer has written: raise RenewalInterval to at
+// least MinMixedFleetRenewalInterval (with TTL well above it), or keep
+// client-go off the Lease. It warns rather than refuses: a record written
+// by another tool (an operator's kubectl, a test) looks the same, and such
+// short timings are legitimate among kubelease processes alone.
 
 // MinMixedFleetRenewalInterval is the shortest RenewalInterval whose
 // jittered waits (−10 %) keep renewals at least one second apart, so that
@@ -68,22 +63,23 @@ func foreignWriter(obj *wire.Lease) (string, bool) {
 	return "", false
 }
 
-// checkMixedFleet refuses to contend for obj when it was written by a
-// foreign writer and this lease may renew less than a second apart.
-func (l *KubernetesLease) checkMixedFleet(obj *wire.Lease) error {
-	if obj == nil {
-		return nil
+// warnMixedFleet logs, once per instance, that obj was written by a
+// foreign writer while this lease's renewals may come less than a second
+// apart (see MinMixedFleetRenewalInterval). Acquire goes on as usual.
+func (l *KubernetesLease) warnMixedFleet(obj *wire.Lease) {
+	if obj == nil || l.mixedWarned.Load() {
+		return
 	}
 	gap := l.minRenewalGap()
 	if gap >= time.Second {
-		return nil
+		return
 	}
 	why, foreign := foreignWriter(obj)
-	if !foreign {
-		return nil
+	if !foreign || l.mixedWarned.Swap(true) {
+		return
 	}
-	return fmt.Errorf("%w: %s/%s was written by a leader election that is not kubelease (client-go?): %s. "+
+	l.log.Warn(fmt.Sprintf("kubelease: %s/%s was written by a leader election that is not kubelease (client-go?): %s. "+
 		"client-go sees a renewal only when renewTime changes in whole seconds, and this lease (TTL %v, RenewalInterval %v) may renew %v after the previous renewal, "+
 		"so a client-go contender could take the Lease while this process holds it: set RenewalInterval to at least %v and TTL to at least 2.2s (at the default RenewalInterval, TTL/3: TTL 3.336s or more), or keep client-go off this Lease",
-		ErrUnsafeWithClientGo, l.s.Namespace, l.s.Name, why, l.s.TTL, l.s.RenewalInterval, gap.Round(time.Millisecond), MinMixedFleetRenewalInterval)
+		l.s.Namespace, l.s.Name, why, l.s.TTL, l.s.RenewalInterval, gap.Round(time.Millisecond), MinMixedFleetRenewalInterval))
 }
