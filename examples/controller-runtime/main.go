@@ -32,7 +32,8 @@
 // the new leader, which is part of the handoff time).
 //
 // Every change of leadership is printed on stdout as one line
-// "<RFC 3339 time> <id> <event>", events "ready", "started-leading",
+// "<RFC 3339 time> <id> <event>", events "ready", "acquired" (kubelease
+// only: the Lease is held, the manager starts next), "started-leading",
 // "stopped-leading" and "exiting", so that a parent (bench's rollout
 // phase) can time them. -leader-election controller-runtime runs the same
 // manager with controller-runtime's own election instead (LeaseDuration
@@ -155,7 +156,10 @@ func runKubelease(ctx context.Context, o options, ev events) error {
 		return mgr.Start(ctx)
 	}
 	err = lease.RunSingleton(ctx, l, work, lease.SingletonOptions{
-		OnStarted: func(tok lease.Token) { token = tok },
+		OnStarted: func(tok lease.Token) {
+			token = tok
+			ev.print("acquired") // the manager starts next
+		},
 	})
 	if errors.Is(err, ctx.Err()) {
 		return nil
