@@ -35,6 +35,11 @@ var RolloutVariants = []RolloutVariant{
 type RolloutParams struct {
 	Replicas int // pods of the Deployment
 	Rollouts int // rolling updates per variant, one after the other
+	// StartDelay is how long a new pod takes to be started after the
+	// step before it ended (the Deployment and ReplicaSet controllers,
+	// the scheduler and the kubelet); without it a new process would
+	// contend a few milliseconds after the old leader released.
+	StartDelay time.Duration
 	// ReadyDelay is how long after its "ready" line a new pod counts as
 	// ready (a readiness probe's period): by then it contends as a
 	// standby in its steady state.
@@ -57,7 +62,12 @@ type RolloutResult struct {
 	// "acquired" (kubelease), the part of the gap until the Lease was
 	// held; the rest is the new manager starting (its caches syncing).
 	LeaseGaps []time.Duration `json:"leaseGaps,omitempty"`
-	// ReadyDelay is RolloutParams.ReadyDelay.
+	// SyncGaps are, for the handoffs where the new leader printed
+	// "synced", the time until then: until its controller's informer had
+	// synced and it could reconcile.
+	SyncGaps []time.Duration `json:"syncGaps,omitempty"`
+	// StartDelay and ReadyDelay are RolloutParams'.
+	StartDelay time.Duration `json:"startDelay"`
 	ReadyDelay time.Duration `json:"readyDelay"`
 	// LeaderSteps are the steps that terminated the leader.
 	LeaderSteps int `json:"leaderSteps"`
@@ -158,6 +168,7 @@ type rollout struct {
 	leader  *pod
 	since   time.Time // when the last leader stopped leading; zero when one leads or none has yet
 	held    time.Time // when a replica last printed "acquired" while none led
+	pending time.Time // start of the last handoff, until its leader prints "synced"
 	started chan struct{}
 	stopped bool // the rolling updates are over: record nothing more
 	res     *RolloutResult
@@ -165,13 +176,13 @@ type rollout struct {
 
 // RunRollout simulates p.Rollouts rolling updates of a Deployment of
 // p.Replicas replicas of the example binary bin, run with variant v's flags
-// against r: each step starts a new pod, waits until it prints "ready"
+// against r: each step waits p.StartDelay, starts a new pod, waits until it prints "ready"
 // and p.ReadyDelay more, then sends SIGTERM to an old pod (the leader if an old pod leads, else
 // the oldest) and waits until it exits. It does not wait for a leader
 // between steps (a Deployment waits only for readiness), only at the end
 // of each rolling update.
 func RunRollout(ctx context.Context, r *Real, bin, dir string, v RolloutVariant, p RolloutParams, leaseName string) (res RolloutResult) {
-	res = RolloutResult{Backend: r.Name(), Variant: v.Name, Replicas: p.Replicas, Rollouts: p.Rollouts, ReadyDelay: p.ReadyDelay}
+	res = RolloutResult{Backend: r.Name(), Variant: v.Name, Replicas: p.Replicas, Rollouts: p.Rollouts, StartDelay: p.StartDelay, ReadyDelay: p.ReadyDelay}
 	start := time.Now()
 	kc := filepath.Join(dir, "kubeconfig-"+leaseName)
 	if err := r.WriteKubeconfig(kc); err != nil {
@@ -218,7 +229,9 @@ func RunRollout(ctx context.Context, r *Real, bin, dir string, v RolloutVariant,
 	for range p.Rollouts {
 		old := slices.Clone(pods)
 		for range p.Replicas {
-			if ctx.Err() != nil {
+			select {
+			case <-time.After(p.StartDelay):
+			case <-ctx.Done():
 				return res
 			}
 			pd, err := ro.startPod()
@@ -321,10 +334,15 @@ func (ro *rollout) track() {
 						ro.res.LeaseGaps = append(ro.res.LeaseGaps, ro.held.Sub(ro.since))
 					}
 				}
-				ro.leader, ro.since = e.pod, time.Time{}
+				ro.leader, ro.pending, ro.since = e.pod, ro.since, time.Time{}
 				select {
 				case ro.started <- struct{}{}:
 				default:
+				}
+			case "synced":
+				if ro.leader == e.pod && !ro.pending.IsZero() {
+					ro.res.SyncGaps = append(ro.res.SyncGaps, e.at.Sub(ro.pending))
+					ro.pending = time.Time{}
 				}
 			case "acquired":
 				if ro.leader == nil {

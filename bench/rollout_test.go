@@ -21,6 +21,7 @@ func TestRolloutTrack(t *testing.T) {
 		{a, "stopped-leading", t0.Add(2 * time.Second)},
 		{b, "acquired", t0.Add(2*time.Second + 10*time.Millisecond)},
 		{b, "started-leading", t0.Add(2*time.Second + 30*time.Millisecond)},
+		{b, "synced", t0.Add(2*time.Second + 130*time.Millisecond)},
 		{c, "started-leading", t0.Add(3 * time.Second)}, // b still leads
 		{a, "sync", t0}, // received once the previous one is processed
 	} {
@@ -34,7 +35,7 @@ func TestRolloutTrack(t *testing.T) {
 	ro.events <- podEvent{a, "sync", t0}
 	ro.mu.Lock()
 	defer ro.mu.Unlock()
-	if len(res.Gaps) != 1 || res.Gaps[0] != 30*time.Millisecond || res.Overlaps != 1 || len(res.LeaseGaps) != 1 || res.LeaseGaps[0] != 10*time.Millisecond {
+	if len(res.Gaps) != 1 || res.Gaps[0] != 30*time.Millisecond || res.Overlaps != 1 || len(res.LeaseGaps) != 1 || res.LeaseGaps[0] != 10*time.Millisecond || len(res.SyncGaps) != 1 || res.SyncGaps[0] != 130*time.Millisecond {
 		t.Fatalf("gaps %v, lease gaps %v, overlaps %d: want [30ms], [10ms], 1", res.Gaps, res.LeaseGaps, res.Overlaps)
 	}
 }

@@ -33,7 +33,8 @@
 //
 // Every change of leadership is printed on stdout as one line
 // "<RFC 3339 time> <id> <event>", events "ready", "acquired" (kubelease
-// only: the Lease is held, the manager starts next), "started-leading",
+// only: the Lease is held, the manager starts next), "started-leading"
+// (the controllers start), "synced" (their ConfigMap informer has synced),
 // "stopped-leading" and "exiting", so that a parent (bench's rollout
 // phase) can time them. -leader-election controller-runtime runs the same
 // manager with controller-runtime's own election instead (LeaseDuration

@@ -7,6 +7,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -58,18 +59,29 @@ func addReconciler(mgr ctrl.Manager, namespace, stamp string, ev events) error {
 	if err != nil {
 		return err
 	}
-	return mgr.Add(leadingReporter{ev})
+	return mgr.Add(leadingReporter{ev, mgr.GetCache()})
 }
 
 // leadingReporter is a runnable that needs leader election, like the
-// controllers: the manager starts it with them, once its caches have
-// synced, and cancels it with them.
-type leadingReporter struct{ ev events }
+// controllers: the manager starts it with them and cancels it with them.
+// It reports "started-leading" then, and "synced" once the ConfigMap
+// informer has synced: the controller's informer starts only with the
+// controller, on the leader (in both elections), and the controller
+// reconciles only once it has synced.
+type leadingReporter struct {
+	ev    events
+	cache cache.Cache
+}
 
 var _ manager.LeaderElectionRunnable = leadingReporter{}
 
 func (r leadingReporter) Start(ctx context.Context) error {
 	r.ev.print("started-leading")
+	go func() {
+		if _, err := r.cache.GetInformer(ctx, &corev1.ConfigMap{}); err == nil && r.cache.WaitForCacheSync(ctx) {
+			r.ev.print("synced")
+		}
+	}()
 	<-ctx.Done()
 	r.ev.print("stopped-leading")
 	return nil

@@ -64,7 +64,7 @@ func fullParams() params {
 		shards:     []bench.ShardParams{{Shards: 100, Members: 5, Warm: 5 * time.Second, Window: time.Minute, Changes: true, Cycles: 3}},
 		shardsFake: []bench.ShardParams{{Shards: 1000, Members: 10, Warm: 10 * time.Second, Window: time.Minute}},
 		benchtime:  "3s",
-		rollout:    bench.RolloutParams{Replicas: 3, Rollouts: 5, ReadyDelay: 5 * time.Second},
+		rollout:    bench.RolloutParams{Replicas: 3, Rollouts: 5, StartDelay: 3 * time.Second, ReadyDelay: 3 * time.Second},
 	}
 }
 
@@ -84,7 +84,7 @@ func quickParams() params {
 		shards:     []bench.ShardParams{{Shards: 100, Members: 5, Warm: 3 * time.Second, Window: 15 * time.Second, Changes: true, Cycles: 2}},
 		shardsFake: []bench.ShardParams{{Shards: 1000, Members: 10, Warm: 3 * time.Second, Window: 15 * time.Second}},
 		benchtime:  "1s",
-		rollout:    bench.RolloutParams{Replicas: 3, Rollouts: 1, ReadyDelay: 2 * time.Second},
+		rollout:    bench.RolloutParams{Replicas: 3, Rollouts: 1, StartDelay: 2 * time.Second, ReadyDelay: 2 * time.Second},
 	}
 }
 
