@@ -268,6 +268,15 @@ func RunRollout(ctx context.Context, r *Real, bin, dir string, v RolloutVariant,
 			return res
 		}
 	}
+	// Let the last leader's informer sync be recorded before the teardown.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		ro.mu.Lock()
+		pending := !ro.pending.IsZero()
+		ro.mu.Unlock()
+		if !pending {
+			break
+		}
+	}
 	return res
 }
 
