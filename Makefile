@@ -58,6 +58,8 @@ e2e:
 # kube-apiserver, plus the shard-set benchmarks: rewrites BENCHMARKS.md,
 # docs/latency.png and bench/results.json (about 20 minutes; not part of CI).
 # bash bench/run.sh -phases shards -update re-measures only the shard sets
-# and keeps the other phases' results from bench/results.json.
+# and keeps the other phases' results from bench/results.json;
+# bash bench/run.sh -phases rollout -backends real -update only the rolling
+# updates of examples/controller-runtime (about 4 minutes).
 bench:
 	bash bench/run.sh

@@ -34,6 +34,19 @@
 //     how long each moved shard ran nowhere, from the OnStopped and
 //     OnStarted callbacks), and 1,000 shards over 10 members on the fake
 //     (cold start, requests and CPU at steady state).
+//   - RunRollout (phase "rollout", kube-apiserver only): rolling updates
+//     of examples/controller-runtime (a controller-runtime manager; built
+//     by the phase with go build), 3 replicas as separate OS processes:
+//     each step starts a new replica, waits for its "ready" line and a
+//     readiness delay, sends SIGTERM to an old one (the leader if an old
+//     one leads) and waits for its exit. The replicas print
+//     started-leading/stopped-leading lines that this process reads
+//     through pipes and times with its monotonic clock; the leaderless
+//     gap per handoff is measured for controller-runtime's own election
+//     (defaults, and with LeaderElectionReleaseOnCancel) and for
+//     RunSingleton. Only this phase, keeping the others' results:
+//     bash bench/run.sh -phases rollout -backends real -update
+//     (about 4 minutes).
 //
 // cmd/bench runs everything and writes BENCHMARKS.md and docs/latency.png;
 // bench_test.go exposes the per-renewal benchmarks to `go test -bench`.

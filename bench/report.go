@@ -202,6 +202,7 @@ func Report(res *Results, chart string) string {
 	scaleSection(&b, res)
 	contentionSection(&b, res)
 	shardSection(&b, res)
+	rolloutSection(&b, res)
 	methodSection(&b, res)
 	return b.String()
 }
@@ -358,6 +359,7 @@ func goals(b *strings.Builder, res *Results) {
 		p("| 10000 standby leases in one process sharing one `NamespaceWatch` (fake) | not measured in this run | – |\n")
 	}
 	shardGoals(b, res)
+	rolloutGoals(b, res)
 	p("\n")
 	findings(b, res)
 }

@@ -28,6 +28,9 @@ type Results struct {
 	Scale      []ScaleResult      `json:"scale"`
 	Contention []ContentionResult `json:"contention"`
 	Shards     []ShardResult      `json:"shards,omitempty"`
+	// Rollout are the rolling updates of examples/controller-runtime, one
+	// per variant (kube-apiserver only).
+	Rollout []RolloutResult `json:"rollout,omitempty"`
 	// SleepCPU is the CPU time this process spends per 10 ms time.Sleep
 	// when otherwise idle: what waking up costs on this machine, part of
 	// every real-clock renewal.

@@ -8,6 +8,8 @@
 #   bash bench/run.sh -backends fake    # without the real kube-apiserver
 #   bash bench/run.sh -phases shards -update   # only the shard sets, keeping
 #                                       # the other results in results.json
+#   bash bench/run.sh -phases rollout -backends real -update   # only the
+#                                       # rolling updates (about 4 minutes)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"

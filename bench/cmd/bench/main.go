@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -41,6 +42,7 @@ type params struct {
 	shards             []bench.ShardParams // shard sets on every backend
 	shardsFake         []bench.ShardParams // and on the fake only
 	benchtime          string              // -test.benchtime of the per-renewal benchmarks
+	rollout            bench.RolloutParams // rolling updates per variant (kube-apiserver)
 }
 
 func fullParams() params {
@@ -62,6 +64,7 @@ func fullParams() params {
 		shards:     []bench.ShardParams{{Shards: 100, Members: 5, Warm: 5 * time.Second, Window: time.Minute, Changes: true, Cycles: 3}},
 		shardsFake: []bench.ShardParams{{Shards: 1000, Members: 10, Warm: 10 * time.Second, Window: time.Minute}},
 		benchtime:  "3s",
+		rollout:    bench.RolloutParams{Replicas: 3, Rollouts: 5, StartDelay: 3 * time.Second, ReadyDelay: 3 * time.Second},
 	}
 }
 
@@ -81,6 +84,7 @@ func quickParams() params {
 		shards:     []bench.ShardParams{{Shards: 100, Members: 5, Warm: 3 * time.Second, Window: 15 * time.Second, Changes: true, Cycles: 2}},
 		shardsFake: []bench.ShardParams{{Shards: 1000, Members: 10, Warm: 3 * time.Second, Window: 15 * time.Second}},
 		benchtime:  "1s",
+		rollout:    bench.RolloutParams{Replicas: 3, Rollouts: 1, StartDelay: 2 * time.Second, ReadyDelay: 2 * time.Second},
 	}
 }
 
@@ -173,6 +177,9 @@ func main() {
 			if h.on("renewal") {
 				h.renewal(rs.r)
 			}
+			if h.on("rollout") {
+				h.rollout(ctx, rs.r)
+			}
 			rs.r.Stop()
 		}
 	}
@@ -230,7 +237,7 @@ func main() {
 
 // allPhases are the phases, in the order they run on each backend (scale
 // runs last, on the fake only).
-var allPhases = []string{"steady", "handoff", "failover", "contention", "shards", "renewal", "scale"}
+var allPhases = []string{"steady", "handoff", "failover", "contention", "shards", "renewal", "rollout", "scale"}
 
 // mergeInto reads the results at path and replaces the phases of res's
 // run in them, keeping the others and the first run's header; the run is
@@ -267,6 +274,9 @@ func mergeInto(path string, res *bench.Results, phases []string) (*bench.Results
 	}
 	if on("scale") {
 		old.Scale = res.Scale
+	}
+	if on("rollout") {
+		old.Rollout = res.Rollout
 	}
 	if res.RealVersion != "" {
 		old.RealVersion = res.RealVersion
@@ -394,6 +404,36 @@ func (h *harness) shards(ctx context.Context, src bench.Source) {
 				logf("    %d orphans re-owned p50 %v max %v after the cut; the crashed member's works stopped p50 %v max %v; overlaps %d",
 					mv.Orphans, rd.P50, rd.Max, zd.P50, zd.Max, mv.Overlaps)
 			}
+		}
+	}
+}
+
+// rollout runs the rolling updates of examples/controller-runtime (built
+// here) on r, one variant after the other, each on its own Lease.
+func (h *harness) rollout(ctx context.Context, r *bench.Real) {
+	dir, err := os.MkdirTemp("", "kubelease-rollout-")
+	if !h.check("rollout: temp dir", err) {
+		return
+	}
+	defer os.RemoveAll(dir)
+	logf("rollout: building examples/controller-runtime")
+	bin, err := bench.BuildRolloutExample(ctx, dir)
+	if !h.check("rollout: build", err) {
+		return
+	}
+	p := h.p.rollout
+	for i, v := range bench.RolloutVariants {
+		if ctx.Err() != nil {
+			return
+		}
+		logf("%s: rolling update, %s: %d replicas × %d rollouts", r.Name(), v.Name, p.Replicas, p.Rollouts)
+		res := bench.RunRollout(ctx, r, bin, dir, v, p, fmt.Sprintf("rollout-%d", i))
+		h.res.Rollout = append(h.res.Rollout, res)
+		d := bench.Summarise(res.Gaps)
+		logf("  %d steps (%d terminated the leader), %d handoffs: gap p50 %v max %v, leaderless %v in all; overlaps %d; took %v",
+			res.Steps, res.LeaderSteps, d.N, d.P50, d.Max, res.Leaderless(), res.Overlaps, res.Took.Round(time.Second))
+		for _, f := range res.Failures {
+			h.check(fmt.Sprintf("rollout %s", v.Name), errors.New(f))
 		}
 	}
 }
