@@ -125,7 +125,7 @@ type Cluster struct {
 	caData  []byte
 	client  *http.Client
 
-	opts    Options
+	opts Options
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
