@@ -26,7 +26,7 @@ ci:
 
 # The long fault-schedule campaigns: 2,000 seeded schedules of the lease
 # (docs/design.md §1: the safety promise checked by machine), then 2,000 of the runner
-# (docs/design.md §1 and §5, on works), then 1,000 of shard sets (members joining,
+# (docs/design.md §1 and §5, on works; half of them with planned handoffs), then 1,000 of shard sets (members joining,
 # leaving, crashing, freezing, cut off; invariants in chaos_shards_check_test.go).
 # A failing seed re-runs alone with go test -run 'TestChaos$' -chaos.seed=<seed> -v .
 # ('TestChaosRunner$' for a runner seed, 'TestChaosShards$' for a shard seed).
