@@ -64,7 +64,7 @@ e2e:
 PARTITION_N ?= 200
 chaos-real:
 	cd e2e && $(GO) test -count=1 -run 'TestPartitionCampaign$$' -partition.n=$(PARTITION_N) -timeout 60m -v . > ../chaos-real.out 2>&1; \
-	status=$$?; grep -E '^(---|ok|FAIL|PASS)|partition_test.go:[0-9]+: (partition campaign|tenures|a lost work|next start|fenced store|P[123]:)' chaos-real.out; exit $$status
+	status=$$?; grep -E '^(---|ok|FAIL|PASS)|partition_test.go:[0-9]+: (partition campaign|tenures|a lost work|next start|fenced store|takeovers|P[123]:)' ../chaos-real.out; exit $$status
 
 # Side by side with client-go's leader election, on the fake and on a real
 # kube-apiserver, plus the shard-set benchmarks: rewrites BENCHMARKS.md,

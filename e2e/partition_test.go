@@ -38,7 +38,10 @@ import (
 //	    tenure's work starts by the store's receipt clock (an overlap is
 //	    tolerated only while the old work is within that bound, and
 //	    counted); the next holder acquires no earlier than the old holder's
-//	    last renewal stamp + TTL (rule (a) or (b)); tokens grow with starts.
+//	    last renewal stamp + TTL (rule (a) or (b)), or, when it creates the
+//	    Lease afresh (transitions 0: RunSingleton's Release after a
+//	    deadline loss deleted the old record), no earlier than the old
+//	    holder's deadline; tokens grow with starts.
 //	P2  the store accepts no write with a token below one it has seen; every
 //	    write of a work is sent before its tenure's deadline + the same
 //	    bound, so a refused (stale) write comes only from a tenure that has
@@ -212,6 +215,7 @@ type partReport struct {
 	tenures        int
 	lostTenures    int
 	takeovers      []time.Duration // next acquire − the lost holder's last renewal stamp
+	afterDelete    []time.Duration // next acquire (creating the Lease) − the lost holder's deadline
 	stopLate       []time.Duration // a lost work's stop − its deadline
 	gaps           []time.Duration // next start − stop, by this process's receipt
 	overlapInBound int             // next start before the stop, the old work within its bound
@@ -231,6 +235,7 @@ func (r *partReport) add(o partReport) {
 	r.tenures += o.tenures
 	r.lostTenures += o.lostTenures
 	r.takeovers = append(r.takeovers, o.takeovers...)
+	r.afterDelete = append(r.afterDelete, o.afterDelete...)
 	r.stopLate = append(r.stopLate, o.stopLate...)
 	r.gaps = append(r.gaps, o.gaps...)
 	r.overlapInBound += o.overlapInBound
@@ -283,6 +288,19 @@ func checkPartition(ttl time.Duration, tenures []*partTenure, entries []storeEnt
 				r.fail("P1: %s started %v before the work of %s stopped, which stopped %v after its deadline",
 					n.key(), (-gap).Round(time.Millisecond), t.key(), time.Duration(t.stopNs-t.deadline).Round(time.Millisecond))
 			}
+		}
+		if t.lost() && n.token.Transitions == 0 {
+			// The Lease was created afresh: the old holder deleted its
+			// record after its loss (RunSingleton releases after a deadline
+			// loss, a DELETE with uid and resourceVersion preconditions),
+			// so rules (a) and (b) had nothing to wait for; that delete
+			// comes after the old work stopped, past its deadline.
+			r.afterDelete = append(r.afterDelete, time.Duration(n.acquiredNs-t.deadline))
+			if n.acquiredNs < t.deadline {
+				r.fail("P1: %s created the Lease %v before the deadline of %s",
+					n.key(), time.Duration(t.deadline-n.acquiredNs).Round(time.Millisecond), t.key())
+			}
+			continue
 		}
 		if t.lost() {
 			if t.lastStamp == 0 {
@@ -635,6 +653,8 @@ func TestPartitionCampaign(t *testing.T) {
 		len(outs), time.Since(begin).Round(time.Second), parts, early, kept, len(outs)-kept, lostByD)
 	t.Logf("tenures %d (%d lost); takeover after the lost holder's last renewal stamp (rule (a)/(b) floor TTL %v): %s",
 		rep.tenures, rep.lostTenures, partTTL, durStats(rep.takeovers))
+	t.Logf("takeovers of a Lease the lost holder deleted after its deadline (RunSingleton's release after a deadline loss), acquire − its deadline: %s",
+		durStats(rep.afterDelete))
 	t.Logf("a lost work stopped after its deadline (bound %v + %v slack): %s", partAliveCheck, partSlack, durStats(rep.stopLate))
 	t.Logf("next start − stop (receipt clock): %s; overlaps within the documented bound: %d; lost tenures without a renewal (unbounded): %d",
 		durStats(rep.gaps), rep.overlapInBound, rep.unbounded)
