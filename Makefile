@@ -1,7 +1,7 @@
 # kubelease developer tasks. `make test` is what CI runs (see .ci/run).
 GO ?= go
 
-.PHONY: test vet fmt cover demo ci chaos fuzz e2e bench
+.PHONY: test vet fmt cover demo ci chaos chaos-real fuzz e2e bench
 
 test:
 	$(GO) test -race -count=1 ./...
@@ -53,6 +53,18 @@ fuzz:
 # on 127.0.0.1, and runs the conformance suite and the real-server tests.
 e2e:
 	cd e2e && $(GO) test -count=1 -timeout 40m ./...
+
+# The long partition campaign on the real server (e2e/partition_test.go):
+# 200 seeded schedules, three contenders as separate OS processes, each behind
+# its own fault proxy, writing to a fenced store; the holder (sometimes a
+# standby too) cut off by a blackhole or resets for TTL/4 to 2¼ TTL (TTL 4 s).
+# Invariants P1–P3 of partition_test.go. About 25 minutes on 2 cores (CI runs
+# 8 schedules, about a minute, within `make e2e`). A failing schedule
+# re-runs with -partition.seed=<seed> -partition.n=1.
+PARTITION_N ?= 200
+chaos-real:
+	cd e2e && $(GO) test -count=1 -run 'TestPartitionCampaign$$' -partition.n=$(PARTITION_N) -timeout 60m -v . > ../chaos-real.out 2>&1; \
+	status=$$?; grep -E '^(---|ok|FAIL|PASS)|partition_test.go:[0-9]+: (partition campaign|tenures|a lost work|next start|fenced store|takeovers|P[123]:)' ../chaos-real.out; exit $$status
 
 # Side by side with client-go's leader election, on the fake and on a real
 # kube-apiserver, plus the shard-set benchmarks: rewrites BENCHMARKS.md,

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(shardChildEnv) != "" {
 		os.Exit(shardMemberMain()) // a shard-set member started by shards_test.go
 	}
+	if os.Getenv(partitionChildEnv) != "" {
+		os.Exit(partitionChildMain()) // a contender started by partition_test.go
+	}
 	flag.Parse()
 	if testing.Short() {
 		fmt.Println("e2e: -short: skipping the real kube-apiserver tier")

@@ -12,6 +12,13 @@
 //	                                     create on leases and on events; get, update, delete, watch only on the Lease ByNameLease
 //	ByNameNoWatchToken  "byname-nowatch" Role lease-by-name-no-watch: create (leases, events); get, update, delete (no watch)
 //	                                     only on the Lease ByNameNoWatchLease
+//	ShedToken           "shed"           Role lease-all in "default": every verb on leases
+//	LoadToken           "load"           Role lease-all too (the load generator's user)
+//
+// None but "admin" is exempt from API Priority and Fairness. With
+// Options.Shedding, "shed" and "load" share one small priority level, so
+// that a load generator (Cluster.Overload) makes the server itself answer
+// the shed user with 429 and Retry-After; see Shedding.
 package cluster
 
 import (
@@ -52,6 +59,12 @@ const (
 	// ByNameNoWatchToken's Role is the same without watch
 	// (ByNameRules(ByNameNoWatchLease, false)).
 	ByNameNoWatchToken = "byname-nowatch-token"
+	// ShedToken's user "shed" may do anything with leases in Namespace;
+	// with Options.Shedding its requests share a small priority level with
+	// LoadToken's.
+	ShedToken = "shed-token"
+	// LoadToken's user "load" has the same rights; Cluster.Overload uses it.
+	LoadToken = "load-token"
 )
 
 // The only Leases, besides creating any, that the resourceNames-restricted
@@ -113,6 +126,8 @@ type Cluster struct {
 	caData  []byte
 	client  *http.Client
 
+	opts Options
+
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when cmd has been waited for
@@ -148,7 +163,45 @@ func Start(t testing.TB) *Cluster {
 // waits until the server is ready, and sets up RBAC. Call Stop when done.
 // The error of a failed start includes the tail of the server's log.
 func New(ctx context.Context, bin, dir string) (_ *Cluster, err error) {
-	c := &Cluster{Dir: dir, bin: bin, logPath: filepath.Join(dir, "kube-apiserver.log")}
+	return NewWithOptions(ctx, bin, dir, Options{})
+}
+
+// Options configure NewWithOptions and StartWithOptions. The zero value is
+// what New and Start do.
+type Options struct {
+	// ExtraArgs are appended to kube-apiserver's command line (for a flag
+	// given twice, the later one wins).
+	ExtraArgs []string
+	// Shedding, when set, makes the server shed load from the users "shed"
+	// and "load"; see Shedding.
+	Shedding *Shedding
+}
+
+// StartWithOptions is Start with opts.
+func StartWithOptions(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	bin, err := Binary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewWithOptions(ctx, bin, t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kube-apiserver log tail:\n%s", c.LogTail(30))
+		}
+		c.Stop()
+	})
+	return c
+}
+
+// NewWithOptions is New with opts.
+func NewWithOptions(ctx context.Context, bin, dir string, opts Options) (_ *Cluster, err error) {
+	c := &Cluster{Dir: dir, bin: bin, logPath: filepath.Join(dir, "kube-apiserver.log"), opts: opts}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -183,6 +236,11 @@ func New(ctx context.Context, bin, dir string) (_ *Cluster, err error) {
 	if err := c.setupRBAC(ctx); err != nil {
 		return nil, fmt.Errorf("%w\nkube-apiserver log tail:\n%s", err, c.LogTail(30))
 	}
+	if c.opts.Shedding != nil {
+		if err := c.setupShedding(ctx); err != nil {
+			return nil, fmt.Errorf("%w\nkube-apiserver log tail:\n%s", err, c.LogTail(30))
+		}
+	}
 	return c, nil
 }
 
@@ -205,7 +263,9 @@ func (c *Cluster) writeFiles() error {
 			LimitedToken + ",limited,uid-limited\n" +
 			NoLeaseToken + ",nolease,uid-nolease\n" +
 			ByNameToken + ",byname,uid-byname\n" +
-			ByNameNoWatchToken + ",byname-nowatch,uid-byname-nowatch\n"),
+			ByNameNoWatchToken + ",byname-nowatch,uid-byname-nowatch\n" +
+			ShedToken + ",shed,uid-shed\n" +
+			LoadToken + ",load,uid-load\n"),
 	}
 	if err := os.MkdirAll(c.path("certs"), 0o700); err != nil {
 		return err
@@ -219,6 +279,14 @@ func (c *Cluster) writeFiles() error {
 }
 
 func (c *Cluster) args() []string {
+	args := c.baseArgs()
+	if s := c.opts.Shedding; s != nil {
+		args = append(args, s.args()...)
+	}
+	return append(args, c.opts.ExtraArgs...)
+}
+
+func (c *Cluster) baseArgs() []string {
 	return []string{
 		"--etcd-servers=" + c.etcd.clientURL,
 		"--cert-dir=" + c.path("certs"),
@@ -452,6 +520,13 @@ func (c *Cluster) setupRBAC(ctx context.Context) error {
 		{rbac + "/rolebindings", binding("lease-by-name", "byname")},
 		{rbac + "/roles", role("lease-by-name-no-watch", ByNameRules(ByNameNoWatchLease, false))},
 		{rbac + "/rolebindings", binding("lease-by-name-no-watch", "byname-nowatch")},
+		{rbac + "/roles", role("lease-all", []PolicyRule{{
+			APIGroups: []string{"coordination.k8s.io"},
+			Resources: []string{"leases"},
+			Verbs:     []string{"*"},
+		}})},
+		{rbac + "/rolebindings", binding("lease-all", "shed")},
+		{rbac + "/rolebindings", binding("lease-all", "load")},
 	}
 	// The "default" namespace is created by a controller shortly after the
 	// server is ready; a POST into it fails with 404 until then.
@@ -477,6 +552,8 @@ func (c *Cluster) setupRBAC(ctx context.Context) error {
 		{"limited", LimitedToken, "rbac-probe"},
 		{"byname", ByNameToken, ByNameLease},
 		{"byname-nowatch", ByNameNoWatchToken, ByNameNoWatchLease},
+		{"shed", ShedToken, "rbac-probe"},
+		{"load", LoadToken, "rbac-probe"},
 	} {
 		if err := c.poll(ctx, "RBAC for user "+probe.user, func() (bool, string) {
 			code, body, err := c.Do(ctx, probe.token, http.MethodGet, "/apis/coordination.k8s.io/v1/namespaces/"+Namespace+"/leases/"+probe.lease, nil)
