@@ -97,6 +97,13 @@
 // non-positive duration counts as the contender's TTL, and a duration above
 // MaxLeaseDuration (1 h) is capped.
 //
+// A holder that lost by deadline and can reach the server again deletes its
+// record (Release does, and RunSingleton calls it after a loss), so a peer
+// may then take over at once — always after that holder's deadline, never
+// before (the partition campaign on kube-apiserver, e2e
+// TestPartitionCampaign, meets it: the new Lease starts again at
+// leaseTransitions 0, its token still greater).
+//
 // # Fencing tokens
 //
 // AcquireWithToken and Token return a Token: the resourceVersion of the write
