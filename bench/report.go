@@ -202,6 +202,7 @@ func Report(res *Results, chart string) string {
 	scaleSection(&b, res)
 	contentionSection(&b, res)
 	shardSection(&b, res)
+	brownoutSection(&b, res)
 	methodSection(&b, res)
 	return b.String()
 }

@@ -28,6 +28,8 @@ type Results struct {
 	Scale      []ScaleResult      `json:"scale"`
 	Contention []ContentionResult `json:"contention"`
 	Shards     []ShardResult      `json:"shards,omitempty"`
+	// Brownout is the brownout campaign (on a kube-apiserver of its own).
+	Brownout *BrownoutResult `json:"brownout,omitempty"`
 	// SleepCPU is the CPU time this process spends per 10 ms time.Sleep
 	// when otherwise idle: what waking up costs on this machine, part of
 	// every real-clock renewal.
