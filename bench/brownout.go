@@ -671,8 +671,8 @@ func (l *bLane) outcome(ctx context.Context, t *bTenure, start, end, last time.T
 		if cur != t {
 			break // lost
 		}
-		lastOK, _, renewed := t.cand.renewalCh()
-		if lastOK.After(end) {
+		_, _, renewed := t.cand.renewalCh()
+		if t.cand.answered().After(end) {
 			tr.Kept = true
 			return
 		}
@@ -741,6 +741,7 @@ type bCand struct {
 
 	mu        sync.Mutex
 	lastOK    time.Time // last successful renewal (kubelease: its stamp; client-go: the PUT's start)
+	lastDone  time.Time // when it was answered
 	deadline  time.Time
 	renewed   chan struct{}
 	tracing   bool
@@ -865,6 +866,7 @@ func (c *bCand) noteRenew(at, dead time.Time) {
 	if at.After(c.lastOK) {
 		c.lastOK, c.deadline = at, dead
 	}
+	c.lastDone = time.Now()
 	close(c.renewed)
 	c.renewed = make(chan struct{})
 	c.noteEventLocked("renewed, deadline in " + time.Until(dead).Round(time.Millisecond).String())
@@ -880,6 +882,13 @@ func (c *bCand) renewalCh() (last, dead time.Time, renewed <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lastOK, c.deadline, c.renewed
+}
+
+// answered is when the last successful renewal was answered.
+func (c *bCand) answered() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastDone
 }
 
 func (c *bCand) noteEvent(what string) {

@@ -117,7 +117,7 @@ func brownoutTrial(t *testing.T, c *cluster.Cluster, name string, f faultproxy.F
 	end := time.Now()
 	// Kept: it renews after the outage, before its deadline.
 	for {
-		lastOK, _ := h.renewal()
+		lastOK := h.answered()
 		if !h.leading() {
 			t.Errorf("%s: LOST the lease: outage %v from %v after the last renewal to %v before the deadline; trace:\n%s",
 				name, f, start.Sub(last).Round(time.Millisecond), deadline.Sub(end).Round(time.Millisecond), h.traceSince(start))
@@ -136,8 +136,7 @@ func brownoutTrial(t *testing.T, c *cluster.Cluster, name string, f faultproxy.F
 			return
 		}
 		if time.Now().After(deadline.Add(time.Second)) && h.leading() {
-			lastOK, _ := h.renewal()
-			if !lastOK.After(end) {
+			if !h.answered().After(end) {
 				t.Errorf("%s: no renewal after the outage, yet still leading past the deadline", name)
 			}
 			break
@@ -243,7 +242,8 @@ type brownoutCand struct {
 	mu       sync.Mutex
 	started  time.Time
 	isLeader bool
-	lastOK   time.Time
+	lastOK   time.Time // the stamp of the last successful renewal
+	lastDone time.Time // when it was answered
 	deadline time.Time
 	renewed  chan struct{}
 	ended    chan struct{}
@@ -335,6 +335,13 @@ func (cd *brownoutCand) renewal() (last, deadline time.Time) {
 	return cd.lastOK, cd.deadline
 }
 
+// answered is when the last successful renewal was answered.
+func (cd *brownoutCand) answered() time.Time {
+	cd.mu.Lock()
+	defer cd.mu.Unlock()
+	return cd.lastDone
+}
+
 func (cd *brownoutCand) traceLocked(s string) {
 	cd.trace = append(cd.trace, time.Now().Format("15:04:05.000")+" "+s)
 	if len(cd.trace) > 200 {
@@ -361,7 +368,7 @@ func (o brownoutObserver) Renewed(latency, left time.Duration) {
 	now := time.Now()
 	cd.mu.Lock()
 	defer cd.mu.Unlock()
-	cd.lastOK, cd.deadline = now.Add(-latency), now.Add(left)
+	cd.lastOK, cd.lastDone, cd.deadline = now.Add(-latency), now, now.Add(left)
 	close(cd.renewed)
 	cd.renewed = make(chan struct{})
 	cd.traceLocked(fmt.Sprintf("renewed after %v, %v left", latency.Round(time.Millisecond), left.Round(time.Millisecond)))
