@@ -103,6 +103,9 @@ type BrownoutTrial struct {
 	// LostLate: it renewed after the outage but lost its lease within
 	// quietAfter all the same.
 	LostLate bool `json:"lostLate,omitempty"`
+	// Overlap: another tenure of the Lease began while the holder still
+	// led (its work still ran).
+	Overlap bool `json:"overlap,omitempty"`
 	// ShouldKeep: kubelease's documented goal says it keeps this one.
 	ShouldKeep bool `json:"shouldKeep"`
 	// Leaderless is how long the lane had no leader after a loss.
@@ -241,6 +244,9 @@ func RunBrownout(ctx context.Context, p BrownoutParams, quick bool, logf func(st
 			if t.ShouldKeep && t.Lib == Kubelease {
 				verdict += " — GOAL MISSED"
 			}
+		}
+		if t.Overlap {
+			verdict += " — OVERLAP: a new leader began while it still led"
 		}
 		if t.Err != "" {
 			verdict = "error: " + t.Err
@@ -406,7 +412,9 @@ func (l *bLane) confirm(ctx context.Context, p *pending, add func(BrownoutTrial)
 			l.mu.Lock()
 			lostAt := p.t.end
 			l.mu.Unlock()
-			if next := l.settledAfter(ctx, lostAt, 60*time.Second); !next.IsZero() {
+			if lostAt.IsZero() {
+				tr.Overlap = true
+			} else if next := l.settledAfter(ctx, lostAt, 60*time.Second); !next.IsZero() {
 				tr.Leaderless = next.Sub(lostAt)
 			} else {
 				tr.Err = "no leader within 60 s of the loss"
@@ -695,6 +703,12 @@ func (l *bLane) outcome(ctx context.Context, t *bTenure, start, end, last time.T
 	if tr.ShouldKeep && l.lib == Kubelease {
 		tr.Trace = t.cand.traceSince(start)
 	}
+	if lostAt.IsZero() {
+		// Another tenure began while t still runs: an overlap (counted
+		// by the lane), no time without a leader.
+		tr.Overlap = true
+		return
+	}
 	next := l.settledAfter(ctx, lostAt, 60*time.Second)
 	if next.IsZero() {
 		tr.Leaderless = -1
@@ -710,8 +724,10 @@ func (l *bLane) settledAfter(ctx context.Context, at time.Time, max time.Duratio
 	deadline := time.After(max)
 	for {
 		cur, changed := l.watch()
-		if cur != nil && cur.start.After(at) {
-			return cur.start
+		if cur != nil {
+			// The next leader (it may have begun before the loss: an
+			// overlap, counted by the lane).
+			return later(cur.start, at)
 		}
 		select {
 		case <-changed:

@@ -75,7 +75,7 @@ func fullParams() params {
 		brownout: bench.BrownoutParams{
 			Lanes: 3, Rounds: 1,
 			Grid:      sec(4, 8, 10, 11, 12, 13, 14),
-			Latencies: sec(2, 4, 6, 8), LatencyFor: 12 * time.Second,
+			Latencies: sec(2, 4, 6), LatencyFor: 12 * time.Second,
 		},
 	}
 }
