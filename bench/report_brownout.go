@@ -156,6 +156,7 @@ func brownoutSection(b *strings.Builder, res *Results) {
 	})
 	p("\nThe fence: kubelease's work writes its `Token` (ordered by `Token.Compare`), client-go's a sequence number it takes in `OnStartedLeading`; a write older than the newest one seen is refused and counted stale. ")
 	p("The APF load sent %d requests, %d of them shed; the candidates got %d answers 429 in all.\n\n", r.ShedLoad.Requests, r.ShedLoad.Rejected, r.ShedHolder)
+	brownoutFindings(b, r, sums, fences)
 	var missed []BrownoutTrial
 	for _, t := range r.Trials {
 		if t.Lib == Kubelease && t.Err == "" && !t.Kept && t.ShouldKeep {
@@ -181,4 +182,28 @@ func brownoutSection(b *strings.Builder, res *Results) {
 		}
 		p("\n")
 	}
+}
+
+// brownoutFindings explains what the tables show, where the data shows it.
+func brownoutFindings(b *strings.Builder, r *BrownoutResult, sums map[Lib]BrownoutSummary, fences map[Lib]BrownoutFence) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	latMissed := 0
+	for _, t := range r.Trials {
+		if t.Lib == Kubelease && t.Kind == BrownoutLatency && t.Err == "" && !t.Kept && t.ShouldKeep {
+			latMissed++
+		}
+	}
+	p("**Why** (from the traces and the libraries' code):\n\n")
+	if f := fences[ClientGo]; f.Overlaps > 0 {
+		p("- client-go's overlaps and stale writes (%d, %v in all): in client-go v0.37.2 `LeaderElector.renew`, having failed to renew for RenewDeadline, calls `release()` (with `ReleaseOnCancel`) with a fresh RenewDeadline of 10 s, and only when that returns does `Run` cancel the context of `OnStartedLeading`. While the server or the holder's network is still out (or its HTTP/2 connection dead), the work runs up to 10 s more, past the lease's expiry (15 s after the last renewal), and the standby starts meanwhile.\n", f.Overlaps, f.OverlapTime.Round(time.Millisecond))
+	}
+	p("- client-go also loses leases after short dropping blackholes (D = 4–8 s, 5 s or more left): the blackhole leaves its HTTP/2 connection dead, and its requests wait on it until RenewDeadline. kubelease closes the connection of an attempt that timed out and retries on a fresh one.\n")
+	p("- After D ≈ 10 s (2 s retry period + 10 s RenewDeadline) client-go gives up; kubelease keeps going until its deadline (14.7 s after the last renewal), so it keeps what ends by then with a retry to spare. Both lose what ends past the deadline: those losses are not spurious by rule.\n")
+	if sums[ClientGo].Leaderless < sums[Kubelease].Leaderless {
+		p("- Time without a leader is shorter for client-go because its loser takes the lease back at once (the record still names it, or it has just released it) — the same process, its work restarted, often while the overlap above lasts; kubelease's next leader starts only once the lost lease has expired (about 0.3 s after the loss, which comes TTL/50 before the expiry; seconds when the standby is slowed too: latency, 429, APF).\n")
+	}
+	if latMissed > 0 {
+		p("- kubelease misses its goal under latency (%d trial(s), L = 4 s): an attempt's timeout is min(RenewalInterval, max(R/3, 1 s), R) for R left before the deadline, so the first attempt of a renewal (R ≈ 9.7 s) waits only ≈ 3.2 s and later ones less; a server that answers in 4 s never answers in time, and the lease is kept only if the slowness ends before the deadline. client-go's single PUT may take up to RenewDeadline (10 s).\n", latMissed)
+	}
+	p("\n")
 }
