@@ -203,6 +203,7 @@ func Report(res *Results, chart string) string {
 	contentionSection(&b, res)
 	shardSection(&b, res)
 	rolloutSection(&b, res)
+	brownoutSection(&b, res)
 	methodSection(&b, res)
 	return b.String()
 }

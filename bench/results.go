@@ -31,6 +31,8 @@ type Results struct {
 	// Rollout are the rolling updates of examples/controller-runtime, one
 	// per variant (kube-apiserver only).
 	Rollout []RolloutResult `json:"rollout,omitempty"`
+	// Brownout is the brownout campaign (on a kube-apiserver of its own).
+	Brownout *BrownoutResult `json:"brownout,omitempty"`
 	// SleepCPU is the CPU time this process spends per 10 ms time.Sleep
 	// when otherwise idle: what waking up costs on this machine, part of
 	// every real-clock renewal.

@@ -43,6 +43,16 @@ type params struct {
 	shardsFake         []bench.ShardParams // and on the fake only
 	benchtime          string              // -test.benchtime of the per-renewal benchmarks
 	rollout            bench.RolloutParams // rolling updates per variant (kube-apiserver)
+	brownout           bench.BrownoutParams
+}
+
+// sec is n seconds.
+func sec(n ...float64) []time.Duration {
+	out := make([]time.Duration, len(n))
+	for i, v := range n {
+		out[i] = time.Duration(v * float64(time.Second))
+	}
+	return out
 }
 
 func fullParams() params {
@@ -65,6 +75,11 @@ func fullParams() params {
 		shardsFake: []bench.ShardParams{{Shards: 1000, Members: 10, Warm: 10 * time.Second, Window: time.Minute}},
 		benchtime:  "3s",
 		rollout:    bench.RolloutParams{Replicas: 3, Rollouts: 5, StartDelay: 3 * time.Second, ReadyDelay: 3 * time.Second},
+		brownout: bench.BrownoutParams{
+			Lanes: 3, Rounds: 1,
+			Grid:      sec(4, 8, 10, 11, 12, 13, 14),
+			Latencies: sec(2, 4, 6), LatencyFor: 12 * time.Second,
+		},
 	}
 }
 
@@ -85,6 +100,11 @@ func quickParams() params {
 		shardsFake: []bench.ShardParams{{Shards: 1000, Members: 10, Warm: 3 * time.Second, Window: 15 * time.Second}},
 		benchtime:  "1s",
 		rollout:    bench.RolloutParams{Replicas: 3, Rollouts: 1, StartDelay: 2 * time.Second, ReadyDelay: 2 * time.Second},
+		brownout: bench.BrownoutParams{
+			Lanes: 1, Rounds: 1,
+			Grid:      sec(4, 12),
+			Latencies: sec(2, 6), LatencyFor: 10 * time.Second,
+		},
 	}
 }
 
@@ -100,6 +120,8 @@ func main() {
 		phases     = flag.String("phases", strings.Join(allPhases, ","), "phases to run")
 		update     = flag.Bool("update", false, "keep the results of the phases not run from -json, replacing only those of the phases run")
 		command    = flag.String("command", "", "the command to cite in the report (default: this one)")
+		seed       = flag.Uint64("seed", 1, "seed of the brownout campaign's schedule")
+		kinds      = flag.String("brownout-kinds", "", "brownout outage kinds to run (default all): "+strings.Join(bench.BrownoutKinds, ","))
 		scale      = flag.String("scale", "", "override the scale runs: comma-separated lib:N:hold[:standby|:shared], e.g. kubelease:10000:2m,kubelease:1000:1m:standby,kubelease:10000:1m:shared")
 	)
 	testing.Init()
@@ -133,6 +155,10 @@ func main() {
 		}
 		p.scale = sp
 	}
+	p.brownout.Seed = *seed
+	if *kinds != "" {
+		p.brownout.Kinds = strings.Split(*kinds, ",")
+	}
 	if err := flag.Set("test.benchtime", p.benchtime); err != nil {
 		fatal(err)
 	}
@@ -150,7 +176,8 @@ func main() {
 		err error
 	}
 	realCh := make(chan realStart, 1)
-	if slices.Contains(be, "real") {
+	needReal := slices.ContainsFunc(h.phases, func(ph string) bool { return ph != "brownout" && ph != "scale" })
+	if slices.Contains(be, "real") && needReal {
 		go func() {
 			r, err := bench.StartReal(ctx)
 			realCh <- realStart{r, err}
@@ -168,7 +195,7 @@ func main() {
 			}
 		}
 	}
-	if slices.Contains(be, "real") {
+	if slices.Contains(be, "real") && needReal {
 		logf("waiting for kube-apiserver (the first run on a machine builds it: ~10 min)")
 		rs := <-realCh
 		if h.check("kube-apiserver: start", rs.err) {
@@ -181,6 +208,19 @@ func main() {
 				h.rollout(ctx, rs.r)
 			}
 			rs.r.Stop()
+		}
+	}
+	if h.on("brownout") && slices.Contains(be, "real") && ctx.Err() == nil {
+		bp := p.brownout
+		logf("brownout: kube-apiserver of its own with APF shedding; %d lanes per library, %d round(s), D %v, latency L %v for %v, seed %d", bp.Lanes, bp.Rounds, bp.Grid, bp.Latencies, bp.LatencyFor, bp.Seed)
+		r, err := bench.RunBrownout(ctx, bp, *quick, logf)
+		if h.check("brownout", err) || r != nil {
+			res.Brownout = r
+		}
+		if r != nil {
+			for _, f := range r.Fences {
+				logf("  %s: %d tenures, %d fenced writes, %d stale, %d overlaps (%v)", f.Lib, f.Tenures, f.Writes, f.Stale, f.Overlaps, f.OverlapTime)
+			}
 		}
 	}
 	if h.on("scale") && ctx.Err() == nil {
@@ -237,7 +277,7 @@ func main() {
 
 // allPhases are the phases, in the order they run on each backend (scale
 // runs last, on the fake only).
-var allPhases = []string{"steady", "handoff", "failover", "contention", "shards", "renewal", "rollout", "scale"}
+var allPhases = []string{"steady", "handoff", "failover", "contention", "shards", "renewal", "rollout", "brownout", "scale"}
 
 // mergeInto reads the results at path and replaces the phases of res's
 // run in them, keeping the others and the first run's header; the run is
@@ -277,6 +317,9 @@ func mergeInto(path string, res *bench.Results, phases []string) (*bench.Results
 	}
 	if on("rollout") {
 		old.Rollout = res.Rollout
+	}
+	if on("brownout") {
+		old.Brownout = res.Brownout
 	}
 	if res.RealVersion != "" {
 		old.RealVersion = res.RealVersion
