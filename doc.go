@@ -56,9 +56,10 @@
 // happy path. The wait is cut, if need be, so that a full attempt of
 // min(10 s, RenewalInterval) fits before the deadline. Each attempt takes a
 // stamp of its own, and only its own success moves the deadline. Its
-// timeout is min(10 s, RenewalInterval, max(R/3, 1 s), R), where R is the
-// time left before the deadline: shorter as the deadline nears, never past
-// it. An attempt that times out closes the connection it went out on (on
+// timeout is min(10 s, RenewalInterval, max(R/2, 1 s), R), where R is the
+// time left before the deadline: a renewal on time waits up to 4.85 s at
+// the default TTL for a slow server's answer, shorter as the deadline
+// nears, never past it. An attempt that times out closes the connection it went out on (on
 // the library's own transport), so the retry dials afresh. A failed attempt
 // is retried after a jittered exponential backoff from 100–200 ms, capped at
 // 1 s (and at RenewalInterval), or after the server's Retry-After when

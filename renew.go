@@ -20,10 +20,11 @@ import (
 //     (uniform, so the mean is RenewalInterval: 12 PUTs a minute at TTL
 //     15 s), cut so that a full attempt, attemptTimeout = min(10 s,
 //     RenewalInterval), fits before the deadline.
-//   - Each attempt's timeout is min(attemptTimeout, max(R/3,
-//     minAttemptTimeout), R): long while there is time, shorter as the
-//     deadline nears so that an attempt lost in a blackhole leaves room for
-//     the next one, and never past the deadline.
+//   - Each attempt's timeout is min(attemptTimeout, max(R/2,
+//     minAttemptTimeout), R): long while there is time (a renewal on time,
+//     R ≈ 9.7 s at TTL 15 s, waits up to 4.85 s for a slow server's
+//     answer), shorter as the deadline nears so that an attempt lost in a
+//     blackhole leaves room for the next one, and never past the deadline.
 //   - After a failed attempt (number n, from 0) the holder waits a draw
 //     from [d/2, d], d = min(retryInitial·2ⁿ, retryMaxWait,
 //     RenewalInterval): 100–200 ms, then up to 400 ms, 800 ms, 1 s, 1 s...
@@ -56,7 +57,7 @@ const (
 	renewJitter       = 0.1                    // ± fraction of RenewalInterval
 	retryInitial      = 200 * time.Millisecond // d of the first retry wait
 	retryMaxWait      = time.Second            // cap on d once failures start
-	minAttemptTimeout = time.Second            // floor of R/3 for an attempt's timeout
+	minAttemptTimeout = time.Second            // floor of R/2 for an attempt's timeout
 	lastAttempt       = 250 * time.Millisecond // left for the last attempt
 )
 
@@ -300,10 +301,11 @@ func (l *KubernetesLease) attemptTimeout() time.Duration {
 }
 
 // attemptTimeoutAt is the timeout of an attempt made with left before the
-// deadline: a third of it, but at least minAttemptTimeout, capped by
-// attemptTimeout and by the deadline.
+// deadline: half of it, but at least minAttemptTimeout, capped by
+// attemptTimeout and by the deadline. An attempt started with 1.5 s or more
+// left therefore times out with 0.5 s or more left, room for the last one.
 func (l *KubernetesLease) attemptTimeoutAt(left time.Duration) time.Duration {
-	return min(l.attemptTimeout(), max(left/3, minAttemptTimeout), left)
+	return min(l.attemptTimeout(), max(left/2, minAttemptTimeout), left)
 }
 
 // passiveClock adapts the lease's clock to backoff.Clock.

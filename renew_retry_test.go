@@ -22,9 +22,9 @@ func TestRenewalAttemptTimeout(t *testing.T) {
 	a := e.newLease("pod-a")
 	a.acquire(t)
 	wait := e.holdRenewal(a, leasetest.Fault{Verb: "update", Hang: true})
-	// With about 9.7s left, the attempt's timeout is a third of it (below
+	// With about 9.7s left, the attempt's timeout is half of it (below
 	// the cap of min(10s, RenewalInterval) = 5s): then a retry.
-	want := (15*time.Second - lease.Margin(15*time.Second) - wait) / 3
+	want := (15*time.Second - lease.Margin(15*time.Second) - wait) / 2
 	got := a.events.wait(t, "renew-attempt ")
 	assert.Equal(t, "renew-attempt "+want.String(), got)
 	a.clk.Step(want)

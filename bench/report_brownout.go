@@ -203,7 +203,7 @@ func brownoutFindings(b *strings.Builder, r *BrownoutResult, sums map[Lib]Browno
 		p("- Time without a leader is shorter for client-go because its loser takes the lease back at once (the record still names it, or it has just released it) — the same process, its work restarted, often while the overlap above lasts; kubelease's next leader starts only once the lost lease has expired (about 0.3 s after the loss, which comes TTL/50 before the expiry; seconds when the standby is slowed too: latency, 429, APF).\n")
 	}
 	if latMissed > 0 {
-		p("- kubelease misses its goal under latency (%d trial(s), L = 4 s): an attempt's timeout is min(RenewalInterval, max(R/3, 1 s), R) for R left before the deadline, so the first attempt of a renewal (R ≈ 9.7 s) waits only ≈ 3.2 s and later ones less; a server that answers in 4 s never answers in time, and the lease is kept only if the slowness ends before the deadline. client-go's single PUT may take up to RenewDeadline (10 s).\n", latMissed)
+		p("- kubelease misses its goal under latency (%d trial(s), L = 4 s): an attempt's timeout is min(RenewalInterval, max(R/2, 1 s), R) for R left before the deadline, so the first attempt of a renewal (R ≈ 9.7 s) waits at most ≈ 4.85 s and later ones less; a server slower than that never answers in time, and the lease is kept only if the slowness ends before the deadline. client-go's single PUT may take up to RenewDeadline (10 s).\n", latMissed)
 	}
 	p("\n")
 }
