@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -70,16 +69,7 @@ func (partitionObserver) Released()             {}
 
 // partitionChildMain is the contender's main; it returns the exit code.
 func partitionChildMain() int {
-	var mu sync.Mutex
-	say := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(os.Stdout, format+"\n", args...)
-	}
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "partition child:", err)
-		return 2
-	}
+	say, fail := childOutput("partition child")
 	ttl, err := time.ParseDuration(os.Getenv("KUBELEASE_E2E_TTL"))
 	if err != nil {
 		return fail(err)

@@ -379,3 +379,20 @@ func TestElectionExampleOnce(t *testing.T) {
 	}
 	t.Logf("output:\n%s", p.output())
 }
+
+// childOutput returns what a child program (the test binary re-executed)
+// prints with: say writes one line to stdout at a time, for the parent to
+// read; fail writes err to stderr after who and returns exit status 2.
+func childOutput(who string) (say func(format string, args ...any), fail func(err error) int) {
+	var mu sync.Mutex // one line at a time
+	say = func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(os.Stdout, format+"\n", args...)
+	}
+	fail = func(err error) int {
+		fmt.Fprintln(os.Stderr, who+":", err)
+		return 2
+	}
+	return say, fail
+}

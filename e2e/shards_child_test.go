@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -54,16 +53,7 @@ func shardNames(n int) []string {
 
 // shardMemberMain is the member program's main; it returns the exit code.
 func shardMemberMain() int {
-	var mu sync.Mutex // one line at a time
-	say := func(format string, args ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(os.Stdout, format+"\n", args...)
-	}
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "shard member:", err)
-		return 2
-	}
+	say, fail := childOutput("shard member")
 	n, err := strconv.Atoi(os.Getenv("KUBELEASE_E2E_SHARDS"))
 	if err != nil {
 		return fail(err)
