@@ -123,8 +123,10 @@ func (set *ShardSet) noteHolderLocked(shard string, obj *wire.Lease, now time.Ti
 
 // steer starts a runner for each shard in mine without one, and stops the
 // runners of shards not in mine: all of them, with errWithdrawn, when this
-// member is not announced; none while the watch is not current (it keeps
-// what runs and starts nothing until it sees the set again).
+// member is not announced (but not when it is so because ctx ended: run's
+// leave path stops them after the member Lease is released); none while
+// the watch is not current (it keeps what runs and starts nothing until
+// it sees the set again).
 func (r *setRun) steer(ctx context.Context, announced, synced bool, mine []string) {
 	// Runners that ended are forgotten, so that a shard wanted again gets
 	// a new one.
@@ -136,6 +138,12 @@ func (r *setRun) steer(ctx context.Context, announced, synced bool, mine []strin
 		}
 	}
 	if announced && !synced {
+		return
+	}
+	if !announced && ctx.Err() != nil {
+		// Leaving: the member's announcement ended with ctx. The leave
+		// path (run) cancels the works once the member Lease is released;
+		// cancelling them here would let them go first.
 		return
 	}
 	want := make(map[string]bool, len(mine))
