@@ -135,10 +135,7 @@ func recordInfo(obj *wire.Lease, ttl time.Duration) HolderInfo {
 		Transitions:     obj.Spec.Transitions(),
 		ResourceVersion: obj.ResourceVersion,
 		PreferredHolder: preferredOf(obj),
-		Duration:        ttl,
-	}
-	if d := obj.Spec.LeaseDurationSeconds; d != nil && *d > 0 {
-		h.Duration = min(time.Duration(*d)*time.Second, MaxLeaseDuration)
+		Duration:        durationOf(obj, ttl),
 	}
 	if t := obj.Spec.AcquireTime; t != nil {
 		h.AcquireTime = t.UTC()

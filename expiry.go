@@ -84,9 +84,15 @@ func (l *KubernetesLease) noteChangeLocked() {
 // leaseDurationSeconds, our TTL when missing or not positive, capped at
 // MaxLeaseDuration.
 func (l *KubernetesLease) recordDuration(obj *wire.Lease) time.Duration {
+	return durationOf(obj, l.s.TTL)
+}
+
+// durationOf is the lease duration obj claims, ttl when it claims none or
+// one that is not positive, capped at MaxLeaseDuration.
+func durationOf(obj *wire.Lease, ttl time.Duration) time.Duration {
 	d := obj.Spec.LeaseDurationSeconds
 	if d == nil || *d <= 0 {
-		return l.s.TTL
+		return ttl
 	}
 	return min(time.Duration(*d)*time.Second, MaxLeaseDuration)
 }

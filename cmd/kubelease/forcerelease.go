@@ -39,14 +39,11 @@ It needs "get" and "delete" on the Lease.`,
 			if !force {
 				return fmt.Errorf("release %s deletes a Lease that another process may hold: pass --force to do it (and --yes to skip the question)", name)
 			}
-			info, err := readLease(cmd.Context(), kf, name)
+			info, cfg, err := readLease(cmd.Context(), kf, name)
 			if err != nil {
 				return err
 			}
-			cfg, ns, err := kf.config()
-			if err != nil {
-				return err
-			}
+			ns := info.Namespace
 			out := cmd.OutOrStdout()
 			if !info.Exists {
 				fmt.Fprintf(out, "Lease %s/%s does not exist: nothing to release\n", ns, name)

@@ -50,11 +50,7 @@ there is no Lease, on errors, or when --timeout passes first. It needs
 			case timeout <= 0:
 				return fmt.Errorf("--timeout %s: must be positive", timeout)
 			}
-			l, ns, err := newObserver(kf, name)
-			if err != nil {
-				return err
-			}
-			cfg, _, err := kf.config()
+			l, cfg, ns, err := newObserver(kf, name)
 			if err != nil {
 				return err
 			}

@@ -151,15 +151,15 @@ func printRow(w io.Writer, v leaseView, format string, now time.Time) {
 		ago(v.RenewTime, now), ago(v.AcquireTime, now), v.Transitions, orNone(v.PreferredHolder))
 }
 
-// newObserver returns a KubernetesLease that only reads NAME: its Owner is
-// never written.
-func newObserver(kf *kubeFlags, name string) (*lease.KubernetesLease, string, error) {
+// newObserver returns a KubernetesLease that only reads NAME (its Owner is
+// never written), with the config and namespace the flags name.
+func newObserver(kf *kubeFlags, name string) (*lease.KubernetesLease, *lease.Config, string, error) {
 	cfg, ns, err := kf.config()
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	l, err := lease.NewKubernetesLease(lease.Settings{Name: name, Namespace: ns, Owner: "kubelease-observer-" + defaultID(), Config: cfg})
-	return l, ns, err
+	return l, cfg, ns, err
 }
 
 func newStatusCommand(kf *kubeFlags) *cobra.Command {
@@ -188,7 +188,7 @@ holder, or expired), 1 on errors.`,
 				return err
 			}
 			name := args[0]
-			info, err := readLease(cmd.Context(), kf, name)
+			info, _, err := readLease(cmd.Context(), kf, name)
 			if err != nil {
 				return err
 			}
@@ -209,17 +209,18 @@ holder, or expired), 1 on errors.`,
 // readTimeout bounds the one read of status, list and release.
 const readTimeout = 30 * time.Second
 
-// readLease reads the Lease name in the namespace the flags say, once.
-func readLease(ctx context.Context, kf *kubeFlags, name string) (lease.LeaseInfo, error) {
+// readLease reads the Lease name in the namespace the flags say, once, and
+// returns it with the config it used.
+func readLease(ctx context.Context, kf *kubeFlags, name string) (lease.LeaseInfo, *lease.Config, error) {
 	cfg, ns, err := kf.config()
 	if err != nil {
-		return lease.LeaseInfo{}, err
+		return lease.LeaseInfo{}, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	info, err := lease.ReadLease(ctx, cfg, ns, name)
 	if err != nil {
-		return lease.LeaseInfo{}, fmt.Errorf("%s", describe(err, ns, name))
+		return lease.LeaseInfo{}, nil, fmt.Errorf("%s", describe(err, ns, name))
 	}
-	return info, nil
+	return info, cfg, nil
 }
